@@ -1,0 +1,62 @@
+"""amplitude_async: keep Amplitude user properties in sync from asyncio, at volume.
+
+One public namespace; the implementation lives in underscore modules. ``__all__`` is
+sorted and checked by a test.
+"""
+
+from ._clock import Clock, ManualClock, SystemClock
+from ._config import ClientConfig
+from ._errors import (
+    AmplitudeError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequest,
+    ClientClosed,
+    ClientNotStarted,
+    ClientStateError,
+    ConfigurationError,
+    ConnectError,
+    PayloadTooLarge,
+    QueueFull,
+    RateLimited,
+    RequestTimeout,
+    ServerError,
+    TransportError,
+    UserNotFound,
+    ValidationError,
+)
+from ._identify import Identify
+from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIStatusError",
+    "AmplitudeError",
+    "AuthenticationError",
+    "BadRequest",
+    "ClientClosed",
+    "ClientConfig",
+    "ClientNotStarted",
+    "ClientStateError",
+    "Clock",
+    "ConfigurationError",
+    "ConnectError",
+    "Delivered",
+    "Failed",
+    "FailureReason",
+    "Identify",
+    "ManualClock",
+    "Outcome",
+    "PayloadTooLarge",
+    "QueueFull",
+    "RateLimited",
+    "Receipt",
+    "RequestTimeout",
+    "ServerError",
+    "SystemClock",
+    "TransportError",
+    "UserNotFound",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,371 @@
+"""``Identify``: one identify operation, built with chained calls and checked as it is built.
+
+Kept compact on purpose: a queued operation is a slots object holding its ids and a list
+of ``(operation, property, value)`` tuples; the wire dictionary is built only when a
+batch is encoded. That keeps a million queued operations in a few hundred MB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ._errors import ValidationError
+from ._rules import (
+    FIELDS,
+    IDENTIFICATION_KEYS,
+    NO_VALUE,
+    OPERATIONS,
+    id_problem,
+    is_number,
+    value_problem,
+)
+
+__all__ = ["Identify"]
+
+_FIELD_SET: Final = frozenset(FIELDS)
+# Builder method name for each wire operation, used in messages.
+_METHOD: Final = {
+    "$set": "set",
+    "$setOnce": "set_once",
+    "$add": "add",
+    "$append": "append",
+    "$prepend": "prepend",
+    "$preInsert": "pre_insert",
+    "$postInsert": "post_insert",
+    "$remove": "remove",
+    "$unset": "unset",
+    "$clearAll": "clear_all",
+}
+# Above this many properties a set is kept to find repeated names in O(1).
+_LINEAR_SCAN_MAX: Final = 8
+
+Op = tuple[str, str, Any]
+
+
+class Identify:
+    """One identify operation: ids, user-property operations and device/location fields.
+
+    >>> Identify(user_id="user-1").set("plan", "pro").add("logins", 1)
+    Identify(user_id='user-1', $set={'plan': 'pro'}, $add={'logins': 1})
+
+    Every method checks its input and raises :class:`ValidationError` at once, so bad
+    input never reaches the queue. Once handed to a client the operation is frozen.
+    """
+
+    __slots__ = ("_fields", "_frozen", "_names", "_ops", "device_id", "groups", "user_id")
+
+    user_id: str | None
+    device_id: str | None
+    groups: dict[str, Any] | None
+
+    def __init__(
+        self,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        *,
+        groups: Mapping[str, str | list[str]] | None = None,
+        app_version: str | None = None,
+        platform: str | None = None,
+        os_name: str | None = None,
+        os_version: str | None = None,
+        device_brand: str | None = None,
+        device_manufacturer: str | None = None,
+        device_model: str | None = None,
+        carrier: str | None = None,
+        country: str | None = None,
+        region: str | None = None,
+        city: str | None = None,
+        dma: str | None = None,
+        language: str | None = None,
+        paying: str | bool | None = None,
+        start_version: str | None = None,
+    ) -> None:
+        if user_id is None and device_id is None:
+            raise ValidationError("an identification needs a user_id or a device_id (or both)")
+        # Length is checked by the client against its own min_id_length; the rest here.
+        for kind, value in (("user_id", user_id), ("device_id", device_id)):
+            if value is not None:
+                problem = id_problem(value, kind, min_length=1)
+                if problem:
+                    raise ValidationError(problem)
+        self.user_id = user_id
+        self.device_id = device_id
+        self._ops: list[Op] = []
+        self._names: set[str] | None = None
+        self._frozen = False
+        self._fields: dict[str, Any] | None = None
+        self.groups = None
+        if groups is not None:
+            self.groups = _checked_groups(groups)
+        fields = {
+            "app_version": app_version,
+            "platform": platform,
+            "os_name": os_name,
+            "os_version": os_version,
+            "device_brand": device_brand,
+            "device_manufacturer": device_manufacturer,
+            "device_model": device_model,
+            "carrier": carrier,
+            "country": country,
+            "region": region,
+            "city": city,
+            "dma": dma,
+            "language": language,
+            "paying": paying,
+            "start_version": start_version,
+        }
+        for name, value in fields.items():
+            if value is not None:
+                self._set_field(name, value)
+
+    # -- user-property operations -------------------------------------------------
+
+    def set(self, name: str, value: Any) -> Identify:
+        """``$set``: set the property to ``value``."""
+        return self._add("$set", name, value)
+
+    def set_once(self, name: str, value: Any) -> Identify:
+        """``$setOnce``: set the property only if it has no value yet."""
+        return self._add("$setOnce", name, value)
+
+    def add(self, name: str, value: int | float) -> Identify:
+        """``$add``: add a number to the property (a missing property starts at 0)."""
+        if not is_number(value):
+            raise ValidationError(
+                f"add({name!r}, ...) needs a finite number, got {type(value).__name__} {value!r}"
+            )
+        return self._add("$add", name, value)
+
+    def append(self, name: str, value: Any) -> Identify:
+        """``$append``: append a value (or each value of a list) to the property's list."""
+        return self._add("$append", name, value)
+
+    def prepend(self, name: str, value: Any) -> Identify:
+        """``$prepend``: put a value (or each value of a list) at the front of the list."""
+        return self._add("$prepend", name, value)
+
+    def pre_insert(self, name: str, value: Any) -> Identify:
+        """``$preInsert``: like prepend, but only values not yet in the list."""
+        return self._add("$preInsert", name, value)
+
+    def post_insert(self, name: str, value: Any) -> Identify:
+        """``$postInsert``: like append, but only values not yet in the list."""
+        return self._add("$postInsert", name, value)
+
+    def remove(self, name: str, value: Any) -> Identify:
+        """``$remove``: remove every instance of a value (or of each value of a list)."""
+        return self._add("$remove", name, value)
+
+    def unset(self, name: str) -> Identify:
+        """``$unset``: remove the property."""
+        return self._add("$unset", name, NO_VALUE)
+
+    def clear_all(self) -> Identify:
+        """``$clearAll``: remove every user property. Cannot be combined with other operations."""
+        self._check_mutable()
+        if self._ops:
+            raise ValidationError(
+                "clear_all() cannot be combined with other operations in one Identify"
+            )
+        self._ops.append(("$clearAll", "", NO_VALUE))
+        return self
+
+    # -- inspection ---------------------------------------------------------------
+
+    @property
+    def operations(self) -> tuple[tuple[str, str, Any], ...]:
+        """The ``(operation, property, value)`` triples in the order they were added."""
+        return tuple(self._ops)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The device, location and app fields that are set (a copy)."""
+        return dict(self._fields) if self._fields else {}
+
+    @property
+    def identity(self) -> str:
+        """The key of this operation's lane: ``user_id`` if present, else ``device_id``."""
+        return self.user_id if self.user_id is not None else self.device_id  # type: ignore[return-value]
+
+    def user_properties(self) -> dict[str, dict[str, Any]]:
+        """The wire ``user_properties`` object (operation -> {property: value})."""
+        out: dict[str, dict[str, Any]] = {}
+        for operation, name, value in self._ops:
+            if operation == "$clearAll":
+                return {"$clearAll": NO_VALUE}  # type: ignore[dict-item]
+            bucket = out.get(operation)
+            if bucket is None:
+                out[operation] = bucket = {}
+            bucket[name] = value
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire identification object, as the Identify API documents it."""
+        wire: dict[str, Any] = {}
+        if self.user_id is not None:
+            wire["user_id"] = self.user_id
+        if self.device_id is not None:
+            wire["device_id"] = self.device_id
+        if self._ops:
+            wire["user_properties"] = self.user_properties()
+        if self.groups:
+            wire["groups"] = self.groups
+        if self._fields:
+            wire.update(self._fields)
+        return wire
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Identify:
+        """Build an Identify from one wire identification object (as in the API docs).
+
+        Plain properties in ``user_properties`` (no ``$`` operations) are taken as ``$set``;
+        mixing plain properties with operations is refused, as Amplitude refuses it.
+        """
+        if not isinstance(obj, Mapping):
+            raise ValidationError(
+                f"an identification must be a JSON object, got {type(obj).__name__}"
+            )
+        unknown = sorted(str(k) for k in obj if k not in IDENTIFICATION_KEYS)
+        if unknown:
+            raise ValidationError(
+                f"unknown identification field(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(sorted(IDENTIFICATION_KEYS))}"
+            )
+        fields = {name: obj[name] for name in FIELDS if obj.get(name) is not None}
+        op = cls(
+            user_id=obj.get("user_id"),
+            device_id=obj.get("device_id"),
+            groups=obj.get("groups"),
+            **fields,
+        )
+        props = obj.get("user_properties")
+        if props is None:
+            return op
+        if not isinstance(props, Mapping):
+            raise ValidationError(
+                f"user_properties must be a JSON object, got {type(props).__name__}"
+            )
+        operations = [k for k in props if isinstance(k, str) and k.startswith("$")]
+        if not operations:
+            for name, value in props.items():
+                op.set(name, value)
+            return op
+        if len(operations) != len(props):
+            plain = sorted(str(k) for k in props if k not in operations)
+            raise ValidationError(
+                "user_properties mixes operations with plain properties "
+                f"({', '.join(map(repr, plain))}); put plain properties inside $set"
+            )
+        for operation, body in props.items():
+            if operation not in OPERATIONS:
+                raise ValidationError(
+                    f"unknown user property operation {operation!r}; "
+                    f"known: {', '.join(sorted(OPERATIONS))}"
+                )
+            if operation == "$clearAll":
+                op.clear_all()
+                continue
+            if not isinstance(body, Mapping):
+                raise ValidationError(
+                    f"{operation} must map property names to values, got {type(body).__name__}"
+                )
+            for name, value in body.items():
+                if operation == "$unset":
+                    op.unset(name)
+                elif operation == "$add":
+                    op.add(name, value)
+                else:
+                    op._add(operation, name, value)
+        return op
+
+    # -- internals ----------------------------------------------------------------
+
+    def _add(self, operation: str, name: str, value: Any) -> Identify:
+        self._check_mutable()
+        if not isinstance(name, str) or not name:
+            raise ValidationError(
+                f"{_METHOD[operation]}(): property name must be a non-empty string, got {name!r}"
+            )
+        ops = self._ops
+        if ops and ops[0][0] == "$clearAll":
+            raise ValidationError(
+                "clear_all() cannot be combined with other operations in one Identify"
+            )
+        if self._uses(name):
+            raise ValidationError(
+                f"property {name!r} is already used by another operation in this Identify; "
+                "use a second Identify for a second operation on the same property"
+            )
+        problem = value_problem(value, depth=2)
+        if problem:
+            raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
+        ops.append((operation, name, value))
+        if self._names is not None:
+            self._names.add(name)
+        elif len(ops) > _LINEAR_SCAN_MAX:
+            self._names = {n for _, n, _ in ops}
+        return self
+
+    def _uses(self, name: str) -> bool:
+        if self._names is not None:
+            return name in self._names
+        return any(n == name for _, n, _ in self._ops)
+
+    def _set_field(self, name: str, value: Any) -> None:
+        if name == "paying" and isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str):
+            raise ValidationError(f"{name} must be a string, got {type(value).__name__}")
+        if self._fields is None:
+            self._fields = {}
+        self._fields[name] = value
+
+    def _check_mutable(self) -> None:
+        if self._frozen:
+            raise ValidationError(
+                "this Identify was already handed to a client and cannot change; build a new one"
+            )
+
+    def _freeze(self) -> None:
+        self._frozen = True
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Identify):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        parts = []
+        if self.user_id is not None:
+            parts.append(f"user_id={self.user_id!r}")
+        if self.device_id is not None:
+            parts.append(f"device_id={self.device_id!r}")
+        for operation, body in self.user_properties().items():
+            parts.append(f"{operation}={body!r}")
+        if self.groups:
+            parts.append(f"groups={self.groups!r}")
+        if self._fields:
+            parts.extend(f"{k}={v!r}" for k, v in self._fields.items())
+        return f"Identify({', '.join(parts)})"
+
+
+def _checked_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(groups, Mapping):
+        raise ValidationError(f"groups must be an object, got {type(groups).__name__}")
+    out: dict[str, Any] = {}
+    for group_type, name in groups.items():
+        if not isinstance(group_type, str) or not group_type:
+            raise ValidationError(f"group type must be a non-empty string, got {group_type!r}")
+        if isinstance(name, str):
+            out[group_type] = name
+        elif isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name):
+            out[group_type] = list(name)
+        else:
+            raise ValidationError(
+                f"group {group_type!r} must name a string or a list of strings, got {name!r}"
+            )
+    return out
+

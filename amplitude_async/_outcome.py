@@ -1,0 +1,112 @@
+"""Outcomes and receipts: every identify operation ends in exactly one of these.
+
+A :class:`Receipt` is returned by ``identify()``. It is awaitable (``outcome = await
+receipt``) and resolves exactly once, to :class:`Delivered` or :class:`Failed`. The
+future behind it is created only if somebody awaits before the outcome is known, so
+fire-and-forget callers pay for no future at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._identify import Identify
+
+__all__ = ["Delivered", "Failed", "FailureReason", "Outcome", "Receipt"]
+
+
+class FailureReason(enum.StrEnum):
+    """Why an operation was not delivered. Each is final: nothing retries it later."""
+
+    #: The server rejected this identification (HTTP 400, narrowed by bisecting).
+    INVALID = "invalid"
+    #: The API key was not accepted; the client stops sending.
+    AUTH = "auth"
+    #: The user or device exceeded Amplitude's daily quota.
+    QUOTA = "quota"
+    #: The identification alone is larger than one request may be.
+    TOO_LARGE = "too_large"
+    #: Network errors, timeouts or 5xx answers went on past the retry deadline.
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    #: The client closed before the operation could be delivered (see ``on_undelivered``).
+    SHUTDOWN = "shutdown"
+    #: Intake was full and the policy is ``on_full="drop"``.
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The server accepted the identification that carried this operation."""
+
+    status: int
+    #: How many requests carried it (more than one after retries or holds).
+    attempts: int
+    #: True when an earlier attempt ended ambiguously (a 500/502/504, a timeout or a
+    #: broken connection after sending), so the server may have applied it twice.
+    possible_duplicate: bool = False
+
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The operation will not be delivered; ``reason`` says why."""
+
+    reason: FailureReason
+    message: str
+    status: int | None = None
+    attempts: int = 0
+
+    ok: bool = False
+
+
+Outcome = Delivered | Failed
+
+_PENDING: Final[Any] = None
+
+
+class Receipt:
+    """The handle of one queued operation; ``await receipt`` gives its :data:`Outcome`."""
+
+    __slots__ = ("_ambiguous", "_waiter", "attempts", "enqueued_at", "first_sent_at", "op", "outcome")
+
+    op: Identify
+    #: The outcome once known, else None.
+    outcome: Outcome | None
+
+    def __init__(self, op: Identify, enqueued_at: float) -> None:
+        self.op = op
+        self.outcome = _PENDING
+        self._waiter: asyncio.Future[Outcome] | None = None
+        self.enqueued_at = enqueued_at
+        self.first_sent_at: float | None = None
+        self.attempts = 0
+        self._ambiguous = False
+
+    def done(self) -> bool:
+        """True once the outcome is known."""
+        return self.outcome is not None
+
+    def __await__(self) -> Generator[Any, None, Outcome]:
+        if self.outcome is None:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            return (yield from asyncio.shield(self._waiter).__await__())
+        return self.outcome
+
+    def _resolve(self, outcome: Outcome) -> None:
+        """Set the outcome. The pipeline calls this exactly once per receipt."""
+        if self.outcome is not None:
+            raise RuntimeError(f"receipt resolved twice: {self.outcome!r} then {outcome!r}")
+        self.outcome = outcome
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    def __repr__(self) -> str:
+        state = "pending" if self.outcome is None else repr(self.outcome)
+        return f"<Receipt {self.op!r}: {state}>"

@@ -1,0 +1,129 @@
+"""Amplitude's documented rules for identifications, shared by the client and the emulator.
+
+One place for the facts of DESIGN section 3, so that the client's validation and the
+emulator's cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+#: The user-property operations, in the order the server applies them within one
+#: identification.
+OPERATION_ORDER: Final = (
+    "$clearAll",
+    "$unset",
+    "$set",
+    "$setOnce",
+    "$add",
+    "$append",
+    "$prepend",
+    "$preInsert",
+    "$postInsert",
+    "$remove",
+)
+OPERATIONS: Final = frozenset(OPERATION_ORDER)
+
+#: Top-level fields of an identification besides ids, user_properties and groups.
+DEVICE_FIELDS: Final = (
+    "platform",
+    "os_name",
+    "os_version",
+    "device_brand",
+    "device_manufacturer",
+    "device_model",
+    "carrier",
+)
+LOCATION_FIELDS: Final = ("country", "region", "city", "dma")
+OTHER_FIELDS: Final = ("app_version", "language", "paying", "start_version")
+FIELDS: Final = DEVICE_FIELDS + LOCATION_FIELDS + OTHER_FIELDS
+IDENTIFICATION_KEYS: Final = frozenset(
+    ("user_id", "device_id", "user_properties", "groups", *FIELDS)
+)
+
+#: Ids Amplitude rejects as placeholders (compared case-insensitively).
+PLACEHOLDER_IDS: Final = frozenset(
+    (
+        "null",
+        "undefined",
+        "none",
+        "nil",
+        "anonymous",
+        "unknown",
+        "0",
+        "-1",
+        "00000000-0000-0000-0000-000000000000",
+        "lmy47v",
+        "[]",
+        "{}",
+        "n/a",
+        "na",
+        "empty",
+        "guest",
+    )
+)
+DEFAULT_MIN_ID_LENGTH: Final = 5
+#: user_properties may nest at most this deep.
+MAX_DEPTH: Final = 40
+#: Safe caps for one request (HTTP V2's documented limits).
+MAX_ITEMS_PER_REQUEST: Final = 2000
+MAX_BODY_BYTES: Final = 1_000_000
+#: The value sent for operations that take no value ($unset, $clearAll).
+NO_VALUE: Final = "-"
+
+INVALID_API_KEY_TEXT: Final = "invalid_api_key"
+MISSING_EVENT_TEXT: Final = "missing_event"
+
+
+def id_problem(value: object, kind: str, min_length: int = DEFAULT_MIN_ID_LENGTH) -> str | None:
+    """Why ``value`` is not an acceptable ``user_id``/``device_id``, or None if it is."""
+    if not isinstance(value, str):
+        return f"{kind} must be a string, got {type(value).__name__}"
+    if value.strip().lower() in PLACEHOLDER_IDS:
+        return f"{kind} {value!r} is a placeholder id that Amplitude rejects"
+    if len(value) < min_length:
+        return f"{kind} {value!r} is shorter than min_id_length={min_length}"
+    return None
+
+
+def value_problem(value: Any, depth: int = 1, *, in_list: bool = False) -> str | None:
+    """Why ``value`` cannot be a user property value, or None if it can.
+
+    JSON scalars, lists of scalars or objects (no nested arrays), and objects with
+    string keys, nested at most :data:`MAX_DEPTH` deep.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"{value!r} is not a JSON number"
+    if depth > MAX_DEPTH:
+        return f"nesting deeper than {MAX_DEPTH} levels"
+    if isinstance(value, (list, tuple)):
+        if in_list:
+            return "nested arrays are not allowed"
+        for item in value:
+            problem = value_problem(item, depth + 1, in_list=True)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"object keys must be strings, got {type(key).__name__}"
+            problem = value_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"{type(value).__name__} is not a JSON value"
+
+
+def is_number(value: object) -> bool:
+    """True for int and finite float, not bool (which $add must refuse)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
