@@ -368,4 +368,3 @@ def _checked_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
                 f"group {group_type!r} must name a string or a list of strings, got {name!r}"
             )
     return out
-

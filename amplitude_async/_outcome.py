@@ -72,7 +72,15 @@ _PENDING: Final[Any] = None
 class Receipt:
     """The handle of one queued operation; ``await receipt`` gives its :data:`Outcome`."""
 
-    __slots__ = ("_ambiguous", "_waiter", "attempts", "enqueued_at", "first_sent_at", "op", "outcome")
+    __slots__ = (
+        "_ambiguous",
+        "_waiter",
+        "attempts",
+        "enqueued_at",
+        "first_sent_at",
+        "op",
+        "outcome",
+    )
 
     op: Identify
     #: The outcome once known, else None.

@@ -1,0 +1,93 @@
+"""The transport edge: the only module that touches aiohttp's client.
+
+aiohttp's exceptions are translated here, once, into :class:`TransportError` subclasses
+(``raise ... from exc``), so the rest of the package never catches third-party errors.
+Messages name the host and the error class, never a URL query or a header (where a
+key could be).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ._errors import ConnectError, RequestTimeout
+
+__all__ = ["HttpResponse", "new_session", "send"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """Status, headers and the whole body of one answer."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def retry_after(self) -> float | None:
+        """The ``Retry-After`` header in seconds, when it is a number."""
+        value = self.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            return None
+        return seconds if 0 <= seconds < 86_400 else None
+
+
+def new_session(*, max_connections: int, timeout: float) -> aiohttp.ClientSession:
+    """One pooled session; keep-alive connections are reused across requests."""
+    connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        # Our bodies are bytes we encoded ourselves; skip aiohttp's charset guessing.
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - aiohttp's per-request timeout
+) -> HttpResponse:
+    """Send one request and read the whole answer, or raise a :class:`TransportError`."""
+    host = urlsplit(url).netloc
+    try:
+        async with session.request(
+            method,
+            url,
+            data=data,
+            headers=headers,
+            params=params,
+            timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else None,
+            allow_redirects=False,
+        ) as response:
+            body = await response.read()
+            return HttpResponse(response.status, response.headers, body)
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise RequestTimeout(f"no answer from {host} in time ({type(exc).__name__})") from exc
+    except aiohttp.ClientError as exc:
+        raise ConnectError(f"could not reach {host}: {type(exc).__name__}: {_safe(exc)}") from exc
+    except OSError as exc:
+        raise ConnectError(f"could not reach {host}: {type(exc).__name__}") from exc
+
+
+def _safe(exc: BaseException) -> str:
+    """The exception's text with any URL query cut off (queries may carry ids)."""
+    text = str(exc)
+    return text.split("?", 1)[0][:200]
