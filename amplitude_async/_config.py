@@ -116,7 +116,7 @@ class ClientConfig:
             raise ConfigurationError(f"unknown ClientConfig setting(s): {', '.join(unknown)}")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
-        return ClientConfig(**values)  # type: ignore[arg-type]
+        return ClientConfig(**values)
 
 
 def _positive_int(name: str, value: object, maximum: int) -> None:

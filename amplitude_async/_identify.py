@@ -98,7 +98,7 @@ class Identify:
         self.groups = None
         if groups is not None:
             self.groups = _checked_groups(groups)
-        fields = {
+        fields: dict[str, str | bool | None] = {
             "app_version": app_version,
             "platform": platform,
             "os_name": os_name,
@@ -115,9 +115,9 @@ class Identify:
             "paying": paying,
             "start_version": start_version,
         }
-        for name, value in fields.items():
-            if value is not None:
-                self._set_field(name, value)
+        for name, field_value in fields.items():
+            if field_value is not None:
+                self._set_field(name, field_value)
 
     # -- user-property operations -------------------------------------------------
 
