@@ -1,0 +1,1 @@
+"""pytest plugin: the ``amplitude_emulator`` fixture (work in progress)."""
