@@ -1,0 +1,651 @@
+"""The User Profile API client: ``GET https://profile-api.amplitude.com/v1/userprofile``.
+
+:class:`ProfileClient` is an async context manager over one pooled aiohttp session::
+
+    async with ProfileClient(secret_key) as profiles:
+        profile = await profiles.get("user-1", amp_props=True, cohort_ids=True)
+        async for result in profiles.get_many(user_ids, concurrency=8, amp_props=True):
+            ...
+
+States: unopened -> open (``async with`` / ``__aenter__``) -> closed (``aclose``). A call
+before opening raises :class:`ClientNotStarted`, after closing :class:`ClientClosed`.
+
+Errors, decided from the answer (see :meth:`ProfileClient._answer`):
+
+- ``{"error": "User id and device id not seen before"}``, whatever the status: UserNotFound
+- 401: AuthenticationError with Amplitude's text ("Invalid Api-Key", ...), never the key
+- 429: RateLimited with ``retry_after`` from the Retry-After header; not retried by
+  ``get`` (the caller's hot path decides), while ``get_many`` pauses its pacer for it
+- 400: BadRequest with the server's message
+- 5xx and TransportError: retried with full-jitter backoff until ``retry_deadline``
+- bad parameters: BadRequest with ``status=None``, raised before any request
+
+The secret key is kept in a :class:`_Secret` whose repr hides it; it goes out only in the
+``Authorization`` header to ``server_url``, and redirects are never followed (so it
+cannot be forwarded to another host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Self, TypedDict, Unpack
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+
+from ._backoff import backoff_delay
+from ._clock import Clock, SystemClock
+from ._errors import (
+    AmplitudeError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequest,
+    ClientClosed,
+    ClientNotStarted,
+    ClientStateError,
+    ConfigurationError,
+    RateLimited,
+    ServerError,
+    TransportError,
+    UserNotFound,
+)
+from ._http import HttpResponse, new_session, send
+from ._profile_models import UserProfile, decode_envelope
+from ._ratelimit import RateLimiter
+from ._ttlcache import TTLCache
+
+__all__ = [
+    "DEFAULT_PROFILE_URL",
+    "IdKind",
+    "ProfileClient",
+    "ProfileOptions",
+    "ProfileResult",
+    "ProfileStatistics",
+    "PropensityType",
+    "RecType",
+]
+
+DEFAULT_PROFILE_URL = "https://profile-api.amplitude.com/v1/userprofile"
+NOT_SEEN_BEFORE = "User id and device id not seen before"
+# Pause for get_many's pacer after a 429 that did not say how long to wait.
+_DEFAULT_429_HOLD = 1.0
+
+log = logging.getLogger("amplitude_async.profile")
+
+
+# --- the query string ----------------------------------------------------------
+# Every mistake Amplitude would answer with a 400 (or silently ignore) is raised here as
+# BadRequest(status=None), so a bad call costs no request and no share of the rate limit.
+
+IdKind = Literal["user_id", "device_id"]
+RecType = Literal["model", "random"]
+PropensityType = Literal["score", "pct"]
+
+Params = tuple[tuple[str, str], ...]
+
+
+class ProfileOptions(TypedDict, total=False):
+    """What to ask for besides the ids; the keyword arguments of ``get``/``get_many``.
+
+    Flags left at None are not sent. An option of a part asks for that part:
+    ``rec_id``/``rec_type``/``limit`` send ``get_recs=true``, ``comp_id`` sends
+    ``get_computations=true``, ``prediction_id``/``propensity_type`` send
+    ``get_propensity=true``; giving one with its flag set to False is a BadRequest.
+    ``rec_id`` may be a list (sent comma-joined).
+    """
+
+    amp_props: bool | None
+    cohort_ids: bool | None
+    computations: bool | None
+    comp_id: str | None
+    recommendations: bool | None
+    rec_id: str | Sequence[str] | None
+    rec_type: RecType | None
+    limit: int | None
+    propensity: bool | None
+    prediction_id: str | None
+    propensity_type: PropensityType | None
+
+
+def id_param(kind: str, value: object) -> tuple[str, str]:
+    """``("user_id", value)`` or ``("device_id", value)``, or :class:`BadRequest`."""
+    if kind not in ("user_id", "device_id"):
+        raise BadRequest(f"ids must be looked up by 'user_id' or 'device_id', not {kind!r}")
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{kind} must be a non-empty string, got {type(value).__name__}")
+    return (kind, value)
+
+
+def options_params(
+    *,
+    amp_props: bool | None = None,
+    cohort_ids: bool | None = None,
+    computations: bool | None = None,
+    comp_id: str | None = None,
+    recommendations: bool | None = None,
+    rec_id: str | Sequence[str] | None = None,
+    rec_type: RecType | None = None,
+    limit: int | None = None,
+    propensity: bool | None = None,
+    prediction_id: str | None = None,
+    propensity_type: PropensityType | None = None,
+) -> Params:
+    """The query parameters for these options, in Amplitude's documented order."""
+    out: list[tuple[str, str]] = []
+    _flag(out, "get_amp_props", "amp_props", amp_props)
+    _flag(out, "get_cohort_ids", "cohort_ids", cohort_ids)
+
+    computations = _implied("computations", computations, comp_id=comp_id)
+    _flag(out, "get_computations", "computations", computations)
+    if comp_id is not None:
+        out.append(("comp_id", _text("comp_id", comp_id)))
+
+    recommendations = _implied(
+        "recommendations", recommendations, rec_id=rec_id, rec_type=rec_type, limit=limit
+    )
+    _flag(out, "get_recs", "recommendations", recommendations)
+    if rec_id is not None:
+        out.append(("rec_id", _rec_ids(rec_id)))
+    if rec_type is not None:
+        out.append(("rec_type", _choice("rec_type", rec_type, ("model", "random"))))
+    if limit is not None:
+        # bool is an int subclass; limit=True is a mistake, not 1.
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise BadRequest(f"limit must be a positive int, got {limit!r}")
+        out.append(("limit", str(limit)))
+
+    propensity = _implied(
+        "propensity", propensity, prediction_id=prediction_id, propensity_type=propensity_type
+    )
+    _flag(out, "get_propensity", "propensity", propensity)
+    if prediction_id is not None:
+        out.append(("prediction_id", _text("prediction_id", prediction_id)))
+    if propensity_type is not None:
+        out.append(
+            ("propensity_type", _choice("propensity_type", propensity_type, ("score", "pct")))
+        )
+    return tuple(out)
+
+
+def _flag(out: list[tuple[str, str]], param: str, name: str, value: bool | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be True, False or None, got {type(value).__name__}")
+    # Amplitude reads lowercase "true"/"false", not Python's "True".
+    out.append((param, "true" if value else "false"))
+
+
+def _implied(name: str, flag: bool | None, **options: object) -> bool | None:
+    given = [key for key, value in options.items() if value is not None]
+    if not given:
+        return flag
+    if flag is False:
+        raise BadRequest(f"{', '.join(given)} given but {name}=False")
+    return True
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{name} must be a non-empty string")
+    return value
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return str(value)
+
+
+def _rec_ids(rec_id: str | Sequence[str]) -> str:
+    ids = [rec_id] if isinstance(rec_id, str) else list(rec_id)
+    if not ids:
+        raise BadRequest("rec_id must name at least one recommendation")
+    for one in ids:
+        _text("rec_id", one)
+        if "," in one:
+            # The list is sent comma-separated; a comma inside an id would split it.
+            raise BadRequest(f"rec_id {one!r} contains a comma")
+    return ",".join(ids)
+
+
+# --- the client --------------------------------------------------------------------
+
+_State = Literal["unopened", "open", "closed"]
+
+
+class _Secret:
+    """Holds the secret key; its repr and str never show it."""
+
+    __slots__ = ("_headers", "_value")
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        self._headers = {"Authorization": f"Api-Key {value}", "Accept": "application/json"}
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the key cut out, in case a server ever echoes it."""
+        return text.replace(self._value, "[redacted]")
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileResult:
+    """One id's answer from :meth:`ProfileClient.get_many`: a profile or an error."""
+
+    id: str
+    profile: UserProfile | None
+    error: AmplitudeError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> UserProfile:
+        """The profile, or raise this id's error."""
+        if self.error is not None:
+            raise self.error
+        assert self.profile is not None
+        return self.profile
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileStatistics:
+    """Counters since the client was created."""
+
+    requests: int
+    retries: int
+    cache_hits: int
+    cache_misses: int
+
+
+class ProfileClient:
+    """Typed client of Amplitude's User Profile API (see the module docstring).
+
+    Times are seconds. ``timeout`` bounds one HTTP attempt; ``retry_deadline`` bounds a
+    lookup with all its retries. ``rate_limit_per_minute`` paces :meth:`get_many` across
+    all its calls on this client (None: no pacing); :meth:`get` is not paced, because a
+    hot path should fail fast rather than queue. ``cache_ttl`` turns on an in-process
+    cache of successful lookups (``cache_max`` entries at most); errors are not cached.
+    """
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        server_url: str | None = None,
+        timeout: float = 5.0,
+        retry_base: float = 0.1,
+        retry_cap: float = 2.0,
+        retry_deadline: float = 10.0,
+        max_connections: int = 64,
+        rate_limit_per_minute: float | None = 600,
+        cache_ttl: float | None = None,
+        cache_max: int = 10_000,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(secret_key, str) or not secret_key.strip():
+            raise ConfigurationError("secret_key must be a non-empty string")
+        if any(c.isspace() for c in secret_key):
+            # A header value with whitespace or newlines is either a paste error or an
+            # injection; the message must not echo the key.
+            raise ConfigurationError("secret_key must not contain whitespace")
+        self._secret = _Secret(secret_key)
+        self._url = _check_url(server_url if server_url is not None else DEFAULT_PROFILE_URL)
+        for name, value in (
+            ("timeout", timeout),
+            ("retry_base", retry_base),
+            ("retry_cap", retry_cap),
+            ("retry_deadline", retry_deadline),
+        ):
+            _positive_seconds(name, value)
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigurationError(
+                f"max_connections must be a positive int, got {max_connections!r}"
+            )
+        self._timeout = float(timeout)
+        self._retry_base = float(retry_base)
+        self._retry_cap = float(retry_cap)
+        self._retry_deadline = float(retry_deadline)
+        self._max_connections = max_connections
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._pacer = (
+            None
+            if rate_limit_per_minute is None
+            else RateLimiter(rate_limit_per_minute, 60.0, clock=self._clock)
+        )
+        self._cache: TTLCache[tuple[str, ...], UserProfile] | None = (
+            None
+            if cache_ttl is None
+            else TTLCache(ttl=cache_ttl, max_size=cache_max, clock=self._clock)
+        )
+        self._state: _State = "unopened"
+        self._session: aiohttp.ClientSession | None = None
+        # Set by aclose(): wakes lookups waiting on a backoff or the pacer.
+        self._closing = asyncio.Event()
+        self._requests = 0
+        self._retries = 0
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> _State:
+        return self._state
+
+    @property
+    def server_url(self) -> str:
+        return self._url
+
+    async def __aenter__(self) -> Self:
+        if self._state == "open":
+            raise ClientStateError("ProfileClient is already open")
+        if self._state == "closed":
+            raise ClientClosed("ProfileClient was closed; create a new one")
+        self._session = new_session(max_connections=self._max_connections, timeout=self._timeout)
+        self._state = "open"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session; lookups still waiting end with :class:`ClientClosed`."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        self._closing.set()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._state == "unopened":
+            raise ClientNotStarted("use `async with ProfileClient(...)` before looking up profiles")
+        if self._state == "closed" or self._session is None:
+            raise ClientClosed("ProfileClient is closed")
+        return self._session
+
+    def statistics(self) -> ProfileStatistics:
+        cache = self._cache
+        return ProfileStatistics(
+            requests=self._requests,
+            retries=self._retries,
+            cache_hits=cache.hits if cache is not None else 0,
+            cache_misses=cache.misses if cache is not None else 0,
+        )
+
+    def __repr__(self) -> str:
+        return f"ProfileClient(server_url={self._url!r}, state={self._state!r})"
+
+    # -- lookups --------------------------------------------------------------------
+
+    async def get(
+        self,
+        user_id: str | None = None,
+        *,
+        device_id: str | None = None,
+        amp_props: bool | None = None,
+        cohort_ids: bool | None = None,
+        computations: bool | None = None,
+        comp_id: str | None = None,
+        recommendations: bool | None = None,
+        rec_id: str | Sequence[str] | None = None,
+        rec_type: RecType | None = None,
+        limit: int | None = None,
+        propensity: bool | None = None,
+        prediction_id: str | None = None,
+        propensity_type: PropensityType | None = None,
+    ) -> UserProfile:
+        """Look up one user (``user_id``) or device (``device_id``): exactly one of them.
+
+        The flags ask for parts of the profile (None: not sent, so Amplitude's default);
+        see :class:`ProfileOptions`. Raises BadRequest before sending if the arguments
+        cannot work, else the mapped error of the answer (module docstring).
+        """
+        if (user_id is None) == (device_id is None):
+            raise BadRequest("give exactly one of user_id and device_id")
+        ident = (
+            id_param("user_id", user_id)
+            if user_id is not None
+            else id_param("device_id", device_id)
+        )
+        options = options_params(
+            amp_props=amp_props,
+            cohort_ids=cohort_ids,
+            computations=computations,
+            comp_id=comp_id,
+            recommendations=recommendations,
+            rec_id=rec_id,
+            rec_type=rec_type,
+            limit=limit,
+            propensity=propensity,
+            prediction_id=prediction_id,
+            propensity_type=propensity_type,
+        )
+        self._open_session()
+        return await self._lookup(ident, options, pacer=None)
+
+    def get_many(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        by: IdKind = "user_id",
+        concurrency: int = 8,
+        **options: Unpack[ProfileOptions],
+    ) -> AsyncIterator[ProfileResult]:
+        """Look up many ids; yields one :class:`ProfileResult` per id as each completes.
+
+        At most ``concurrency`` lookups run at once, and request starts (retries too)
+        are paced to ``rate_limit_per_minute``. ``ids`` is consumed lazily, so a long
+        generator or async cursor is fine. Options are checked now (BadRequest); a bad
+        id only fails its own result. Stopping early: wrap in ``contextlib.aclosing`` so
+        the lookups still running are cancelled at once.
+        """
+        if by not in ("user_id", "device_id"):
+            raise BadRequest(f"by must be 'user_id' or 'device_id', got {by!r}")
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be a positive int, got {concurrency!r}")
+        params = options_params(**options)
+        self._open_session()
+        return self._run_many(ids, by, concurrency, params)
+
+    async def _run_many(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        by: IdKind,
+        concurrency: int,
+        options: Params,
+    ) -> AsyncIterator[ProfileResult]:
+        # The generator owns its tasks: none outlives it (the finally cancels and awaits
+        # them), and no task group spans a yield.
+        source = _aiter(ids)
+        pending: set[asyncio.Task[ProfileResult]] = set()
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < concurrency:
+                    try:
+                        one = await anext(source)
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    pending.add(asyncio.create_task(self._one(one, by, options)))
+                if not pending:
+                    return
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    yield task.result()
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _one(self, value: str, by: IdKind, options: Params) -> ProfileResult:
+        try:
+            profile = await self._lookup(id_param(by, value), options, pacer=self._pacer)
+        except ClientStateError:
+            raise  # the whole run is over, not this id
+        except RateLimited as exc:
+            if self._pacer is not None:
+                # Amplitude's limit is per organisation: everyone waits, not just this id.
+                self._pacer.hold(
+                    exc.retry_after if exc.retry_after is not None else _DEFAULT_429_HOLD
+                )
+            return ProfileResult(str(value), None, exc)
+        except AmplitudeError as exc:
+            return ProfileResult(str(value), None, exc)
+        return ProfileResult(value, profile, None)
+
+    async def _lookup(
+        self, ident: tuple[str, str], options: Params, *, pacer: RateLimiter | None
+    ) -> UserProfile:
+        key = (*ident, *(f"{k}={v}" for k, v in options))
+        if self._cache is not None:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        profile = await self._fetch(dict((ident, *options)), pacer)
+        if self._cache is not None:
+            self._cache.put(key, profile)
+        return profile
+
+    async def _fetch(self, params: dict[str, str], pacer: RateLimiter | None) -> UserProfile:
+        """One lookup with its retries, under one deadline."""
+        clock = self._clock
+        deadline: float | None = None
+        attempt = 0
+        while True:
+            if pacer is not None and not await pacer.acquire(self._closing):
+                raise ClientClosed("ProfileClient closed while waiting for the rate limit")
+            session = self._open_session()
+            now = clock.now()
+            if deadline is None:
+                deadline = now + self._retry_deadline
+            self._requests += 1
+            try:
+                response = await send(
+                    session,
+                    "GET",
+                    self._url,
+                    params=params,
+                    headers=self._secret.headers(),
+                    timeout=min(self._timeout, max(deadline - now, 0.001)),
+                )
+                return self._answer(response)
+            except (ServerError, TransportError) as exc:
+                error: AmplitudeError = exc
+            if self._state != "open":
+                raise ClientClosed("ProfileClient closed during a lookup") from error
+            attempt += 1
+            delay = backoff_delay(attempt, base=self._retry_base, cap=self._retry_cap)
+            if clock.now() + delay >= deadline:
+                raise error
+            self._retries += 1
+            log.debug("profile lookup: %s; retry %d in %.3fs", error, attempt, delay)
+            await clock.wait(self._closing, clock.now() + delay)
+            if self._closing.is_set():
+                raise ClientClosed("ProfileClient closed while waiting to retry") from error
+
+    def _answer(self, response: HttpResponse) -> UserProfile:
+        """The profile in a response, or the error it stands for."""
+        status = response.status
+        if 200 <= status < 300:
+            try:
+                profile, error = decode_envelope(response.body)
+            except msgspec.DecodeError as exc:
+                raise APIStatusError(
+                    f"profile API answered {status} with a body that is not a profile: {exc}",
+                    status=status,
+                ) from None
+            if error is not None and _is_not_found(error):
+                raise UserNotFound(NOT_SEEN_BEFORE, status=status)
+            if profile is not None:
+                return profile
+            raise APIStatusError(
+                self._secret.scrub(error or "profile API answered without userData"),
+                status=status,
+            )
+        message = self._secret.scrub(_error_message(response))
+        if _is_not_found(message):
+            raise UserNotFound(NOT_SEEN_BEFORE, status=status)
+        if status == 401:
+            raise AuthenticationError(message, status=status)
+        if status == 429:
+            raise RateLimited(message, status=status, retry_after=response.retry_after())
+        if status == 400:
+            raise BadRequest(message, status=status)
+        if status >= 500:
+            raise ServerError(message, status=status)
+        raise APIStatusError(message, status=status)
+
+
+class _ErrorBody(msgspec.Struct):
+    error: str | None = None
+
+
+_error_decoder = msgspec.json.Decoder(_ErrorBody)
+
+
+def _error_message(response: HttpResponse) -> str:
+    """Amplitude's ``{"error": ...}`` text if the body has one, else the plain body."""
+    body = response.body
+    if body[:1] == b"{":
+        try:
+            error = _error_decoder.decode(body).error
+        except msgspec.DecodeError:
+            error = None
+        if error:
+            return error[:500]
+    text = response.text().strip()[:500]
+    return text or f"HTTP {response.status}"
+
+
+def _is_not_found(message: str) -> bool:
+    return message.strip().lower() == NOT_SEEN_BEFORE.lower()
+
+
+async def _aiter(ids: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+    if isinstance(ids, AsyncIterable):
+        async for one in ids:
+            yield one
+    else:
+        for one in ids:
+            yield one
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError("server_url must be an http(s) URL with a host")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError("server_url must not carry credentials, a query or a fragment")
+    return url
+
+
+def _positive_seconds(name: str, value: object) -> None:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
