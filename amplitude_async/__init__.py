@@ -27,6 +27,8 @@ from ._errors import (
 )
 from ._identify import Identify
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
+from ._profile import ProfileClient, ProfileOptions, ProfileResult, ProfileStatistics
+from ._profile_models import Propensity, Recommendation, UserProfile
 
 __version__ = "0.1.0"
 
@@ -49,14 +51,21 @@ __all__ = [
     "ManualClock",
     "Outcome",
     "PayloadTooLarge",
+    "ProfileClient",
+    "ProfileOptions",
+    "ProfileResult",
+    "ProfileStatistics",
+    "Propensity",
     "QueueFull",
     "RateLimited",
     "Receipt",
+    "Recommendation",
     "RequestTimeout",
     "ServerError",
     "SystemClock",
     "TransportError",
     "UserNotFound",
+    "UserProfile",
     "ValidationError",
     "__version__",
 ]
