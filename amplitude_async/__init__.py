@@ -4,6 +4,7 @@ One public namespace; the implementation lives in underscore modules. ``__all__`
 sorted and checked by a test.
 """
 
+from ._client import AmplitudeClient
 from ._clock import Clock, ManualClock, SystemClock
 from ._config import ClientConfig
 from ._errors import (
@@ -27,6 +28,7 @@ from ._errors import (
 )
 from ._identify import Identify
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
+from ._stats import ClientStats
 from ._profile import ProfileClient, ProfileOptions, ProfileResult, ProfileStatistics
 from ._profile_models import Propensity, Recommendation, UserProfile
 
@@ -34,12 +36,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APIStatusError",
+    "AmplitudeClient",
     "AmplitudeError",
     "AuthenticationError",
     "BadRequest",
     "ClientClosed",
     "ClientConfig",
     "ClientNotStarted",
+    "ClientStats",
     "ClientStateError",
     "Clock",
     "ConfigurationError",

@@ -90,6 +90,12 @@ class TransportError(AmplitudeError):
 
     retriable = True
 
+    def __init__(self, message: str, *, maybe_applied: bool = True) -> None:
+        super().__init__(message)
+        #: False only when the request certainly never reached the server
+        #: (the connection could not be opened).
+        self.maybe_applied = maybe_applied
+
 
 class ConnectError(TransportError):
     """The connection could not be made, or broke before the answer arrived."""

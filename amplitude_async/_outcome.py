@@ -78,6 +78,7 @@ class Receipt:
         "attempts",
         "enqueued_at",
         "first_sent_at",
+        "gen",
         "op",
         "outcome",
     )
@@ -86,8 +87,10 @@ class Receipt:
     #: The outcome once known, else None.
     outcome: Outcome | None
 
-    def __init__(self, op: Identify, enqueued_at: float) -> None:
+    def __init__(self, op: Identify, enqueued_at: float, gen: int = 0) -> None:
         self.op = op
+        #: The flush generation it was enqueued in (flush() waits per generation).
+        self.gen = gen
         self.outcome = _PENDING
         self._waiter: asyncio.Future[Outcome] | None = None
         self.enqueued_at = enqueued_at

@@ -1,0 +1,357 @@
+"""The accumulator: per-identity lanes, the throttle map, and batch assembly. No I/O.
+
+Every queued operation sits in the lane of its identity (``user_id``, else
+``device_id``). A lane is in exactly one state:
+
+    IDLE    nothing pending (the lane is forgotten)
+    READY   new operations waiting for a batch; lanes queue in arrival order
+    URGENT  operations that already waited (released holds, re-sends): next in line
+    BUSY    a request carrying some of its operations is in flight; new ones wait
+    HELD    parked until ``not_before`` (a 429 hold or a retry backoff)
+
+Order per identity follows from two rules: a lane sends nothing while BUSY, and
+operations that come back (429, retry) go to the *front* of their lane. An operation is
+held while its ``user_id`` or its ``device_id`` is in the throttle map.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from ._coalesce import Group, coalesce, single
+from ._encode import BatchEncoder
+from ._outcome import Receipt
+
+__all__ = ["Accumulator", "Batch", "Lane"]
+
+IDLE: Final = 0
+READY: Final = 1
+URGENT: Final = 2
+BUSY: Final = 3
+HELD: Final = 4
+
+#: Operations taken from one lane into one batch, at most: a hot lane with a long
+#: backlog must not be coalesced and re-split in full on every take.
+LANE_TAKE_MAX: Final = 2000
+
+
+class Lane:
+    __slots__ = ("key", "not_before", "pending", "since", "state")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.pending: list[Receipt] = []
+        self.state = IDLE
+        self.since = 0.0
+        self.not_before = 0.0
+
+
+class Batch:
+    """Groups taken for one request, and the lanes they came from (all BUSY)."""
+
+    __slots__ = ("groups", "lanes", "size")
+
+    def __init__(self, groups: list[Group], lanes: list[Lane], size: int) -> None:
+        self.groups = groups
+        self.lanes = lanes
+        self.size = size
+
+    def receipts(self) -> Iterator[Receipt]:
+        for group in self.groups:
+            yield from group.receipts
+
+
+class Accumulator:
+    """Lanes, holds and batch assembly for one client."""
+
+    def __init__(
+        self,
+        encoder: BatchEncoder,
+        *,
+        max_items: int,
+        max_bytes: int,
+        flush_interval: float,
+        coalesce: bool,
+        throttle_map_max: int,
+    ) -> None:
+        self._encoder = encoder
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        #: Current body-size limit: lowered after a 413, recovers on success.
+        self.size_limit = max_bytes
+        self._flush_interval = flush_interval
+        self._coalesce = coalesce
+        self._lanes: dict[str, Lane] = {}
+        self._ready: deque[Lane] = deque()
+        self._urgent: deque[Lane] = deque()
+        self._ready_ops = 0
+        self._held: list[tuple[float, int, Lane]] = []
+        self._seq = itertools.count()
+        # The throttle map: identity -> held until. Users and devices apart, since a
+        # user id and a device id may be the same string.
+        self._held_users: dict[str, float] = {}
+        self._held_devices: dict[str, float] = {}
+        self._hold_expiry: list[tuple[float, bool, str]] = []
+        self._throttle_map_max = throttle_map_max
+
+    # -- intake -------------------------------------------------------------------
+
+    def add(self, receipt: Receipt, now: float) -> None:
+        op = receipt.op
+        key = op.user_id if op.user_id is not None else op.device_id
+        assert key is not None
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(key)
+        lane.pending.append(receipt)
+        state = lane.state
+        if state == IDLE:
+            lane.state = READY
+            lane.since = now
+            self._ready.append(lane)
+            self._ready_ops += 1
+        elif state == READY:
+            self._ready_ops += 1
+
+    # -- what the sender asks -------------------------------------------------------
+
+    def due(self, now: float, *, force: bool) -> bool:
+        """Whether a batch should leave now."""
+        self._release(now)
+        if self._urgent:
+            return True
+        if not self._ready:
+            return False
+        return (
+            force
+            or self._ready_ops >= self._max_items
+            or now >= self._ready[0].since + self._flush_interval
+        )
+
+    def next_deadline(self) -> float | None:
+        """When something becomes due by itself (linger ends, a hold ends), if ever."""
+        deadline: float | None = None
+        if self._ready:
+            deadline = self._ready[0].since + self._flush_interval
+        if self._held:
+            top = self._held[0][0]
+            deadline = top if deadline is None else min(deadline, top)
+        return deadline
+
+    def has_sendable(self) -> bool:
+        return bool(self._ready or self._urgent)
+
+    def has_pending(self) -> bool:
+        """Any operation still in a lane (ready, urgent, busy or held)?"""
+        return any(lane.pending for lane in self._lanes.values())
+
+    @property
+    def throttled_identities(self) -> int:
+        return len(self._held_users) + len(self._held_devices)
+
+    @property
+    def ready_ops(self) -> int:
+        """Operations in READY lanes (new arrivals waiting for a batch)."""
+        return self._ready_ops
+
+    @property
+    def lanes(self) -> int:
+        return len(self._lanes)
+
+    # -- batches --------------------------------------------------------------------
+
+    def take(self, now: float) -> tuple[Batch | None, list[Group]]:
+        """Assemble the next batch; also return groups too large to ever be sent."""
+        self._release(now)
+        encoder = self._encoder
+        limit = self.size_limit
+        size = encoder.overhead(1)
+        sep = encoder.overhead(2) - encoder.overhead(1)
+        groups: list[Group] = []
+        lanes: list[Lane] = []
+        too_large: list[Group] = []
+        while len(groups) < self._max_items:
+            lane = self._next_candidate()
+            if lane is None:
+                break
+            receipts = self._sendable_prefix(lane, now)
+            if not receipts:
+                continue
+            lane_groups = coalesce(receipts) if self._coalesce else [single(r) for r in receipts]
+            sent = done = 0
+            for group in lane_groups:
+                if group.encoded is None:
+                    group.encoded = encoder.encode_item(group.wire)
+                item = len(group.encoded)
+                if encoder.overhead(1) + item > self._max_bytes:
+                    # Could never be sent, however small the batch: fails alone.
+                    too_large.append(group)
+                    done += 1
+                    continue
+                cost = item + (sep if groups else 0)
+                if len(groups) >= self._max_items or (groups and size + cost > limit):
+                    break
+                groups.append(group)
+                size += cost
+                sent += 1
+                done += 1
+            leftover = lane_groups[done:]
+            if leftover:
+                lane.pending[0:0] = [r for g in leftover for r in g.receipts]
+            if sent:
+                lane.state = BUSY
+                lanes.append(lane)
+                if leftover:
+                    break  # the batch is full
+            elif leftover:
+                # Nothing of this lane fit: the batch is full, and the lane stays first.
+                lane.state = URGENT
+                self._urgent.appendleft(lane)
+                break
+            else:
+                self._park(lane, now, None)
+        if not groups:
+            return None, too_large
+        return Batch(groups, lanes, size), too_large
+
+    def settle(
+        self,
+        batch: Batch,
+        back: Iterable[Group],
+        now: float,
+        not_before: float | None = None,
+    ) -> None:
+        """A batch's request is over: put ``back`` (in batch order) at the front of their
+        lanes, then free the lanes (parking them until ``not_before`` if given)."""
+        returned: dict[str, list[Receipt]] = {}
+        for group in back:
+            returned.setdefault(group.key, []).extend(group.receipts)
+        for lane in batch.lanes:
+            receipts = returned.get(lane.key)
+            if receipts:
+                lane.pending[0:0] = receipts
+            self._park(lane, now, not_before if receipts else None)
+
+    def hold(self, users: Iterable[str], devices: Iterable[str], until: float) -> int:
+        """Put identities in the throttle map until ``until``; returns how many."""
+        count = 0
+        for table, is_user, names in (
+            (self._held_users, True, users),
+            (self._held_devices, False, devices),
+        ):
+            for name in names:
+                if table.get(name, 0.0) < until:
+                    table[name] = until
+                    heapq.heappush(self._hold_expiry, (until, is_user, name))
+                count += 1
+        self._bound_throttle_map()
+        return count
+
+    def shrink(self, failed_size: int) -> None:
+        """A request of ``failed_size`` bytes got 413: send smaller bodies from now on."""
+        self.size_limit = max(1024, min(self.size_limit, failed_size // 2))
+
+    def recover(self) -> None:
+        """A request succeeded: let the size limit grow back towards the configured one."""
+        if self.size_limit < self._max_bytes:
+            self.size_limit = min(self._max_bytes, self.size_limit + self.size_limit // 8 + 1)
+
+    def drain_all(self) -> list[Receipt]:
+        """Take every operation still in a lane (at shutdown), in lane order."""
+        out: list[Receipt] = []
+        for lane in self._lanes.values():
+            out.extend(lane.pending)
+            lane.pending = []
+            lane.state = IDLE
+        self._lanes.clear()
+        self._ready.clear()
+        self._urgent.clear()
+        self._held.clear()
+        self._ready_ops = 0
+        return out
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _next_candidate(self) -> Lane | None:
+        if self._urgent:
+            return self._urgent.popleft()
+        if self._ready:
+            lane = self._ready.popleft()
+            self._ready_ops -= len(lane.pending)
+            return lane
+        return None
+
+    def _sendable_prefix(self, lane: Lane, now: float) -> list[Receipt]:
+        """The lane's operations that may go now; parks the lane if none may."""
+        pending = lane.pending
+        if not (self._held_users or self._held_devices):
+            if len(pending) <= LANE_TAKE_MAX:
+                lane.pending = []
+                return pending
+            lane.pending = pending[LANE_TAKE_MAX:]
+            return pending[:LANE_TAKE_MAX]
+        count = 0
+        until: float | None = None
+        for receipt in pending:
+            until = self._held_until(receipt, now)
+            if until is not None or count >= LANE_TAKE_MAX:
+                break
+            count += 1
+        if count == 0:
+            self._park(lane, now, until)
+            return []
+        lane.pending = pending[count:]
+        return pending[:count]
+
+    def _held_until(self, receipt: Receipt, now: float) -> float | None:
+        op = receipt.op
+        until = 0.0
+        if op.user_id is not None:
+            until = self._held_users.get(op.user_id, 0.0)
+        if op.device_id is not None:
+            until = max(until, self._held_devices.get(op.device_id, 0.0))
+        return until if until > now else None
+
+    def _park(self, lane: Lane, now: float, not_before: float | None) -> None:
+        """Put a lane that is not BUSY any more where it belongs."""
+        if not lane.pending:
+            lane.state = IDLE
+            if self._lanes.get(lane.key) is lane:
+                del self._lanes[lane.key]
+            return
+        # A lane dropped by drain_all() while its request was in flight comes back,
+        # so that what it still holds is drained too.
+        self._lanes.setdefault(lane.key, lane)
+        if not_before is not None and not_before > now:
+            lane.state = HELD
+            lane.not_before = not_before
+            heapq.heappush(self._held, (not_before, next(self._seq), lane))
+            return
+        lane.state = URGENT
+        self._urgent.append(lane)
+
+    def _release(self, now: float) -> None:
+        held = self._held
+        while held and held[0][0] <= now:
+            until, _, lane = heapq.heappop(held)
+            if lane.state == HELD and lane.not_before == until:
+                self._park(lane, now, None)
+        expiry = self._hold_expiry
+        while expiry and expiry[0][0] <= now:
+            until, is_user, name = heapq.heappop(expiry)
+            table = self._held_users if is_user else self._held_devices
+            if table.get(name) == until:
+                del table[name]
+
+    def _bound_throttle_map(self) -> None:
+        # Past the bound, let go of the holds that end soonest: they matter least.
+        expiry = self._hold_expiry
+        while self.throttled_identities > self._throttle_map_max and expiry:
+            until, is_user, name = heapq.heappop(expiry)
+            table = self._held_users if is_user else self._held_devices
+            if table.get(name) == until:
+                del table[name]

@@ -1,0 +1,787 @@
+"""``AmplitudeClient``: the batching identify client.
+
+Data flow (DESIGN section 2)::
+
+    identify() -> Accumulator lanes -> sender loop -> send tasks (<= max_in_flight)
+        ^ backpressure                      ^ throttle map, backoff        |
+        |                                   +---- Verdict (classify) <-----+
+        +-- Receipt resolves to exactly one Outcome
+
+One owner for every background task: an anyio task group entered by ``__aenter__``.
+The sender loop is the only place batches are taken; send tasks only report back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import logging
+import threading
+import warnings
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Final, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import anyio.abc
+
+from ._accumulator import Accumulator, Batch
+from ._backoff import backoff_delay
+from ._clock import Clock, SystemClock
+from ._coalesce import Group
+from ._config import ClientConfig
+from ._encode import BatchEncoder
+from ._errors import (
+    ClientClosed,
+    ClientNotStarted,
+    ClientStateError,
+    ConfigurationError,
+    QueueFull,
+    TransportError,
+    ValidationError,
+)
+from ._http import new_session, send
+from ._identify import Identify
+from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
+from ._response import Verdict, VerdictKind, classify, classify_transport_error
+from ._rules import id_problem
+from ._spool import write_spool
+from ._stats import ClientStats, Counters
+
+__all__ = ["AmplitudeClient"]
+
+logger = logging.getLogger("amplitude_async")
+
+SERVER_URLS: Final = {
+    "US": "https://api2.amplitude.com/identify",
+    "EU": "https://api.eu.amplitude.com/identify",
+}
+# How many identities a log line names before it says "and N more".
+_LOG_NAMES: Final = 5
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class _Attempt:
+    """What one batch's requests decided, across the sub-requests of a split."""
+
+    __slots__ = ("blocked", "not_before")
+
+    def __init__(self) -> None:
+        #: Lanes with an operation that goes back: their later operations must too.
+        self.blocked: set[str] = set()
+        #: Retry backoff for what goes back, if any.
+        self.not_before: float | None = None
+
+
+class AmplitudeClient:
+    """Batches identify operations into ``POST /identify`` requests and delivers them.
+
+    >>> async with AmplitudeClient(api_key) as amp:
+    ...     receipt = await amp.identify(Identify(user_id="user-1").set("plan", "pro"))
+    ...     outcome = await receipt          # Delivered(...) or Failed(reason=...)
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        server_zone: Literal["US", "EU"] = "US",
+        server_url: str | None = None,
+        config: ClientConfig | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ConfigurationError("api_key must be a non-empty string")
+        if server_zone not in SERVER_URLS:
+            raise ConfigurationError(f"server_zone must be 'US' or 'EU', got {server_zone!r}")
+        url = server_url if server_url is not None else SERVER_URLS[server_zone]
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigurationError(f"server_url must be an http(s) URL, got {url!r}")
+        if config is not None and not isinstance(config, ClientConfig):
+            raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
+        self._config = cfg = config or ClientConfig()
+        self._url = url
+        self._host = parts.netloc
+        self._clock: Clock = clock or SystemClock()
+        self._encoder = BatchEncoder(api_key, cfg.encoding)
+        self._acc = Accumulator(
+            self._encoder,
+            max_items=cfg.batch_max_items,
+            max_bytes=cfg.batch_max_bytes,
+            flush_interval=cfg.flush_interval,
+            coalesce=cfg.coalesce,
+            throttle_map_max=cfg.throttle_map_max,
+        )
+        self._state = _State.UNOPENED
+        self._counters = Counters()
+        self._unresolved = 0
+        self._in_flight = 0
+        self._auth_failed = False
+        self._draining = False
+        self._flushing = 0
+        self._gen = 0
+        self._gen_open: dict[int, int] = {}
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._space_waiters: deque[asyncio.Future[None]] = deque()
+        self._sleep_until: float | None = None
+        self._wake: asyncio.Event | None = None
+        self._settled: asyncio.Event | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._on_outcome = cfg.on_outcome
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> AmplitudeClient:
+        if self._state is not _State.UNOPENED:
+            raise ClientStateError(
+                f"an AmplitudeClient can be opened once; this one is {self._state.value}"
+            )
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self._settled = asyncio.Event()
+        cfg = self._config
+        self._session = new_session(max_connections=cfg.max_in_flight, timeout=cfg.request_timeout)
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._state = _State.OPEN
+        tg.start_soon(self._run_sender, name="amplitude_async sender")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+            # Cancelled: no time to drain, but every receipt still gets its outcome.
+            await self._shutdown(drain=False)
+            return
+        await self.aclose()
+
+    async def aclose(self) -> list[Identify]:
+        """Stop intake, deliver what can be delivered within ``shutdown_timeout``, and fail
+        the rest with reason "shutdown". Returns the undelivered operations (also handed
+        to ``on_undelivered`` and appended to ``spool_path`` when set). Closing twice is
+        harmless."""
+        if self._state in (_State.CLOSING, _State.CLOSED):
+            return []
+        if self._state is _State.UNOPENED:
+            self._state = _State.CLOSED
+            return []
+        return await self._shutdown(drain=True)
+
+    async def _shutdown(self, *, drain: bool) -> list[Identify]:
+        if self._state is not _State.OPEN:
+            return []
+        self._state = _State.CLOSING
+        self._wake_space_waiters()
+        if drain and self._unresolved:
+            self._draining = True
+            self._poke()
+            give_up_at = self._clock.now() + self._config.shutdown_timeout
+            with anyio.move_on_after(self._config.shutdown_timeout):
+                while self._unresolved and not self._drain_stalled(give_up_at):
+                    assert self._settled is not None
+                    self._settled.clear()
+                    await self._clock.wait(self._settled, self._acc.next_deadline())
+        assert self._tg is not None
+        # Stop the sender and any request still in flight; their operations go back
+        # to their lanes (see _send_batch) and are failed below. The task group's own
+        # scope must be exited first (anyio scopes close last-in, first-out).
+        self._tg.cancel_scope.cancel()
+        await self._tg.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):
+            undelivered = self._fail_leftovers()
+            if undelivered and self._config.spool_path:
+                await anyio.to_thread.run_sync(
+                    write_spool, self._config.spool_path, undelivered
+                )
+            if self._session is not None:
+                await self._session.close()
+        self._state = _State.CLOSED
+        self._release_flush_waiters(force=True)
+        if undelivered:
+            where = f"; appended to {self._config.spool_path}" if self._config.spool_path else ""
+            logger.warning(
+                "closed with %d operation(s) undelivered (reason shutdown)%s",
+                len(undelivered),
+                where,
+            )
+            if self._config.on_undelivered is not None:
+                self._config.on_undelivered(undelivered)
+        return undelivered
+
+    def _drain_stalled(self, give_up_at: float) -> bool:
+        """Nothing in flight, and nothing can be sent before the shutdown deadline (only
+        holds that end later are left): waiting longer cannot deliver anything."""
+        if self._in_flight or self._acc.has_sendable():
+            return False
+        next_release = self._acc.next_deadline()
+        return next_release is None or next_release > give_up_at
+
+    def _fail_leftovers(self) -> list[Identify]:
+        leftovers = self._acc.drain_all()
+        failed = Failed(
+            FailureReason.SHUTDOWN, "the client closed before the operation was delivered"
+        )
+        for receipt in leftovers:
+            self._resolve(receipt, failed)
+        return [receipt.op for receipt in leftovers]
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) is _State.OPEN:
+            warnings.warn(
+                f"{self!r} was never closed: queued operations may be lost. "
+                "Use 'async with AmplitudeClient(...)' or await aclose().",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    # -- intake -------------------------------------------------------------------------
+
+    async def identify(self, op: Identify) -> Receipt:
+        """Queue one operation and return its receipt; waits only for queue room.
+
+        Raises :class:`ValidationError` for bad input, :class:`ClientClosed` /
+        :class:`ClientNotStarted` for a client that is not open, and :class:`QueueFull`
+        when intake is full and ``on_full="raise"``.
+        """
+        self._check(op)
+        if self._unresolved >= self._config.queue_max:
+            policy = self._config.on_full
+            if policy != "wait":
+                return self._full(op)
+            await self._wait_for_space()
+        return self._enqueue(op)
+
+    def identify_nowait(self, op: Identify) -> Receipt:
+        """Queue one operation without waiting. When intake is full, ``on_full="drop"``
+        drops it (a Failed receipt) and both "wait" and "raise" raise :class:`QueueFull`."""
+        self._check(op)
+        if self._unresolved >= self._config.queue_max:
+            return self._full(op)
+        return self._enqueue(op)
+
+    def identify_threadsafe(
+        self, op: Identify, timeout: float | None = None
+    ) -> concurrent.futures.Future[Outcome]:
+        """Queue one operation from another thread.
+
+        Blocks the calling thread until the operation is queued (so backpressure reaches
+        threads too), then returns a future of its outcome. Validation errors, a closed
+        client and QueueFull are raised in the calling thread.
+        """
+        loop = self._loop
+        if loop is None or self._state is _State.UNOPENED:
+            raise ClientNotStarted("the client is not open; use 'async with AmplitudeClient(...)'")
+        if threading.get_ident() == self._loop_thread:
+            raise ClientStateError(
+                "identify_threadsafe() was called on the event loop's own thread; "
+                "use 'await identify()' or identify_nowait() there"
+            )
+        self._check(op)
+        outcome: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+
+        async def enqueue() -> None:
+            receipt = await self.identify(op)
+            if receipt.outcome is not None:
+                outcome.set_result(receipt.outcome)
+                return
+            assert self._tg is not None
+            self._tg.start_soon(self._relay, receipt, outcome)
+
+        asyncio.run_coroutine_threadsafe(enqueue(), loop).result(timeout)
+        return outcome
+
+    @staticmethod
+    async def _relay(receipt: Receipt, future: concurrent.futures.Future[Outcome]) -> None:
+        future.set_result(await receipt)
+
+    def _check(self, op: Identify) -> None:
+        if self._state is not _State.OPEN:
+            raise self._state_error()
+        if not isinstance(op, Identify):
+            raise ValidationError(f"identify() takes an Identify, got {type(op).__name__}")
+        if op._frozen:
+            raise ValidationError(
+                "this Identify was already queued; build a new one for another operation"
+            )
+        min_length = self._config.min_id_length
+        for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
+            if value is not None and len(value) < min_length:
+                problem = id_problem(value, kind, min_length)
+                if problem:
+                    raise ValidationError(problem)
+
+    def _state_error(self) -> ClientStateError:
+        if self._state is _State.UNOPENED:
+            return ClientNotStarted(
+                "the client is not open; use 'async with AmplitudeClient(...) as amp'"
+            )
+        return ClientClosed("the client is closed; operations are no longer accepted")
+
+    def _full(self, op: Identify) -> Receipt:
+        if self._config.on_full == "drop":
+            op._freeze()
+            receipt = Receipt(op, self._clock.now(), self._gen)
+            self._counters.enqueued += 1
+            self._unresolved += 1
+            self._gen_open[receipt.gen] = self._gen_open.get(receipt.gen, 0) + 1
+            self._resolve(
+                receipt,
+                Failed(
+                    FailureReason.DROPPED,
+                    f"intake full ({self._config.queue_max} operations); dropped by on_full='drop'",
+                ),
+            )
+            return receipt
+        raise QueueFull(
+            f"intake is full ({self._config.queue_max} operations waiting for an outcome)"
+        )
+
+    def _enqueue(self, op: Identify) -> Receipt:
+        op._freeze()
+        now = self._clock.now()
+        gen = self._gen
+        receipt = Receipt(op, now, gen)
+        self._counters.enqueued += 1
+        self._unresolved += 1
+        gen_open = self._gen_open
+        gen_open[gen] = gen_open.get(gen, 0) + 1
+        if self._auth_failed:
+            self._resolve(receipt, Failed(FailureReason.AUTH, "the API key was not accepted"))
+            return receipt
+        acc = self._acc
+        acc.add(receipt, now)
+        # Wake the sender only when this operation changes what it waits for.
+        wake = self._wake
+        assert wake is not None
+        if self._in_flight < self._config.max_in_flight and not wake.is_set():
+            sleep_until = self._sleep_until
+            if (
+                sleep_until is None
+                or now + self._config.flush_interval < sleep_until
+                or acc.ready_ops >= self._config.batch_max_items
+            ):
+                wake.set()
+        return receipt
+
+    async def _wait_for_space(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._unresolved >= self._config.queue_max:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._space_waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                # Cancelled (or closed): nothing was queued. Pass a wake-up we got on.
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._wake_one_space_waiter()
+                raise
+            finally:
+                if waiter in self._space_waiters:
+                    self._space_waiters.remove(waiter)
+            if self._state is not _State.OPEN:
+                raise self._state_error()
+
+    def _wake_one_space_waiter(self) -> None:
+        while self._space_waiters:
+            waiter = self._space_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _wake_space_waiters(self) -> None:
+        error = self._state_error()
+        while self._space_waiters:
+            waiter = self._space_waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    # -- flush and stats ----------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send now, and return once every operation enqueued before the call has an
+        outcome (delivered or failed)."""
+        if self._state is _State.UNOPENED:
+            raise self._state_error()
+        gen = self._gen
+        if not self._gen_open or min(self._gen_open) > gen:
+            return
+        self._gen += 1
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((gen, waiter))
+        self._flushing += 1
+        self._poke()
+        try:
+            await asyncio.shield(waiter)
+        finally:
+            self._flushing -= 1
+
+    def stats(self) -> ClientStats:
+        """A snapshot of the counters."""
+        return self._counters.snapshot(
+            in_flight=self._in_flight,
+            queued=self._unresolved,
+            throttled_identities=self._acc.throttled_identities,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def __repr__(self) -> str:
+        return (
+            f"AmplitudeClient(server_url={self._url!r}, state={self._state.value!r}, "
+            f"queued={self._unresolved}, in_flight={self._in_flight})"
+        )
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    def _resolve(self, receipt: Receipt, outcome: Outcome) -> None:
+        receipt._resolve(outcome)
+        counters = self._counters
+        if isinstance(outcome, Failed):
+            counters.failed[outcome.reason.value] += 1
+        else:
+            counters.delivered += 1
+        self._unresolved -= 1
+        gen_open = self._gen_open
+        left = gen_open[receipt.gen] - 1
+        if left:
+            gen_open[receipt.gen] = left
+        else:
+            del gen_open[receipt.gen]
+            if self._flush_waiters:
+                self._release_flush_waiters()
+        if self._space_waiters:
+            self._wake_one_space_waiter()
+        callback = self._on_outcome
+        if callback is not None:
+            try:
+                callback(receipt.op, outcome)
+            except Exception:  # a user callback's bug must not lose other outcomes
+                logger.exception("on_outcome callback raised; the outcome stands")
+
+    def _release_flush_waiters(self, *, force: bool = False) -> None:
+        oldest_open = min(self._gen_open) if self._gen_open else None
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for gen, waiter in self._flush_waiters:
+            if force or oldest_open is None or oldest_open > gen:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((gen, waiter))
+        self._flush_waiters = still
+
+    def _deliver_group(self, group: Group, status: int) -> None:
+        for receipt in group.receipts:
+            duplicate = receipt._ambiguous
+            if duplicate:
+                self._counters.possible_duplicates += 1
+            self._resolve(receipt, _delivered(status, receipt.attempts, duplicate))
+
+    def _fail_group(
+        self, group: Group, reason: FailureReason, message: str, status: int | None
+    ) -> None:
+        for receipt in group.receipts:
+            self._resolve(receipt, Failed(reason, message, status, receipt.attempts))
+
+    # -- the sender -----------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run_sender(self) -> None:
+        clock, acc, cfg = self._clock, self._acc, self._config
+        wake = self._wake
+        assert wake is not None and self._tg is not None
+        while True:
+            now = clock.now()
+            if self._auth_failed:
+                self._fail_all_auth()
+            force = self._draining or self._flushing > 0
+            while self._in_flight < cfg.max_in_flight and acc.due(now, force=force):
+                batch, too_large = acc.take(now)
+                for group in too_large:
+                    self._fail_group(
+                        group,
+                        FailureReason.TOO_LARGE,
+                        f"the identification alone is larger than batch_max_bytes "
+                        f"({cfg.batch_max_bytes} bytes)",
+                        None,
+                    )
+                if batch is None:
+                    break
+                self._in_flight += 1
+                self._tg.start_soon(self._send_batch, batch)
+            if self._settled is not None:
+                self._settled.set()
+            self._sleep_until = acc.next_deadline() if self._in_flight < cfg.max_in_flight else None
+            await clock.wait(wake, self._sleep_until)
+            wake.clear()
+
+    def _fail_all_auth(self) -> None:
+        for receipt in self._acc.drain_all():
+            self._resolve(receipt, Failed(FailureReason.AUTH, "the API key was not accepted"))
+
+    async def _send_batch(self, batch: Batch) -> None:
+        attempt = _Attempt()
+        try:
+            await self._attempt(batch.groups, attempt)
+        finally:
+            # Whatever has no outcome goes back to the front of its lane, in batch order
+            # (also when cancelled at shutdown, so aclose() can fail and spool it).
+            back = [g for g in batch.groups if g.receipts[0].outcome is None]
+            if back:
+                self._counters.retried += sum(len(g.receipts) for g in back)
+            self._acc.settle(batch, back, self._clock.now(), attempt.not_before)
+            self._in_flight -= 1
+            self._poke()
+
+    async def _attempt(self, groups: list[Group], attempt: _Attempt) -> None:
+        """Send ``groups`` as one request and act on the answer (recursing to narrow a 400)."""
+        if attempt.blocked:
+            # An earlier part of this batch went back: later operations of the same
+            # lanes must not overtake it.
+            groups = [g for g in groups if g.key not in attempt.blocked]
+            if not groups:
+                return
+        now = self._clock.now()
+        for group in groups:
+            for receipt in group.receipts:
+                receipt.attempts += 1
+                if receipt.first_sent_at is None:
+                    receipt.first_sent_at = now
+        body = self._encoder.body([g.encoded for g in groups])  # type: ignore[misc]
+        counters = self._counters
+        counters.requests += 1
+        counters.identifications += len(groups)
+        assert self._session is not None
+        try:
+            response = await send(
+                self._session,
+                "POST",
+                self._url,
+                data=body,
+                headers={"Content-Type": self._encoder.content_type},
+            )
+            verdict = classify(response)
+        except TransportError as exc:
+            verdict = classify_transport_error(exc)
+        kind = verdict.kind
+        if kind is VerdictKind.DELIVERED:
+            status = verdict.status or 200
+            for group in groups:
+                self._deliver_group(group, status)
+            self._acc.recover()
+        elif kind is VerdictKind.THROTTLED:
+            self._on_throttled(groups, verdict, attempt)
+        elif kind is VerdictKind.TOO_LARGE:
+            self._on_too_large(groups, verdict, len(body), attempt)
+        elif kind is VerdictKind.INVALID:
+            await self._on_invalid(groups, verdict, attempt)
+        elif kind is VerdictKind.AUTH:
+            if not self._auth_failed:
+                logger.error(
+                    "%s refused the API key (HTTP %s): failing every queued operation with "
+                    "reason auth and sending nothing more",
+                    self._host,
+                    verdict.status,
+                )
+            self._auth_failed = True
+            for group in groups:
+                self._fail_group(group, FailureReason.AUTH, verdict.message, verdict.status)
+        else:
+            self._on_retry(groups, verdict, attempt, now)
+
+    def _on_throttled(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
+        self._counters.throttle_responses += 1
+        quota_users, quota_devices = verdict.quota_users, verdict.quota_devices
+        remaining: list[Group] = []
+        for group in groups:
+            op = group.receipts[0].op
+            if op.user_id in quota_users or op.device_id in quota_devices:
+                self._fail_group(
+                    group,
+                    FailureReason.QUOTA,
+                    "the user or device exceeded Amplitude's daily quota",
+                    429,
+                )
+            else:
+                remaining.append(group)
+        users, devices = set(verdict.users), set(verdict.devices)
+        if not users and not devices and not quota_users and not quota_devices:
+            # A 429 that names nobody holds everybody in the request.
+            for group in remaining:
+                op = group.receipts[0].op
+                if op.user_id is not None:
+                    users.add(op.user_id)
+                if op.device_id is not None:
+                    devices.add(op.device_id)
+        hold = (
+            verdict.retry_after if verdict.retry_after is not None else self._config.throttle_hold
+        )
+        if users or devices:
+            self._acc.hold(users, devices, self._clock.now() + hold)
+        attempt.blocked.update(g.key for g in remaining)
+        held_ops = sum(
+            len(g.receipts)
+            for g in remaining
+            if g.receipts[0].op.user_id in users or g.receipts[0].op.device_id in devices
+        )
+        logger.warning(
+            "HTTP 429 from %s: holding %s for %.1f s (%d operation(s)); "
+            "re-sending %d other operation(s) now%s",
+            self._host,
+            _describe_identities(users, devices),
+            hold,
+            held_ops,
+            sum(len(g.receipts) for g in remaining) - held_ops,
+            f"; {len(quota_users) + len(quota_devices)} identity(ies) over the daily quota failed"
+            if quota_users or quota_devices
+            else "",
+        )
+
+    def _on_too_large(
+        self, groups: list[Group], verdict: Verdict, size: int, attempt: _Attempt
+    ) -> None:
+        if len(groups) == 1:
+            self._fail_group(
+                groups[0],
+                FailureReason.TOO_LARGE,
+                f"the server refused the identification as too large ({verdict.message})",
+                verdict.status,
+            )
+            return
+        self._counters.splits += 1
+        self._acc.shrink(size)
+        attempt.blocked.update(g.key for g in groups)
+        logger.info(
+            "HTTP %s from %s for %d bytes: re-sending in smaller requests (limit now %d bytes)",
+            verdict.status,
+            self._host,
+            size,
+            self._acc.size_limit,
+        )
+
+    async def _on_invalid(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
+        indices = verdict.indices
+        if indices is not None and all(0 <= i < len(groups) for i in indices):
+            # The server named the bad items and applied nothing: fail those, re-send the rest.
+            for index in sorted(indices):
+                self._fail_group(
+                    groups[index], FailureReason.INVALID, verdict.message, verdict.status
+                )
+            attempt.blocked.update(g.key for i, g in enumerate(groups) if i not in indices)
+            self._log_invalid(len(indices), verdict)
+            return
+        if len(groups) == 1:
+            self._fail_group(groups[0], FailureReason.INVALID, verdict.message, verdict.status)
+            self._log_invalid(1, verdict)
+            return
+        # Not said which: bisect, in order, so the good items are still delivered.
+        self._counters.splits += 1
+        middle = len(groups) // 2
+        await self._attempt(groups[:middle], attempt)
+        await self._attempt(groups[middle:], attempt)
+
+    def _log_invalid(self, count: int, verdict: Verdict) -> None:
+        logger.warning(
+            "HTTP %s from %s: %d identification(s) rejected: %s",
+            verdict.status,
+            self._host,
+            count,
+            verdict.message,
+        )
+
+    def _on_retry(
+        self, groups: list[Group], verdict: Verdict, attempt: _Attempt, sent_at: float
+    ) -> None:
+        cfg = self._config
+        now = self._clock.now()
+        kept = 0
+        attempts = 1
+        for group in groups:
+            first = group.receipts[0]
+            if verdict.ambiguous:
+                for receipt in group.receipts:
+                    receipt._ambiguous = True
+            started = first.first_sent_at if first.first_sent_at is not None else sent_at
+            if now - started >= cfg.retry_deadline:
+                self._fail_group(
+                    group,
+                    FailureReason.RETRIES_EXHAUSTED,
+                    f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s; "
+                    f"last error: {verdict.message}",
+                    verdict.status,
+                )
+                continue
+            kept += len(group.receipts)
+            attempts = max(attempts, first.attempts)
+            attempt.blocked.add(group.key)
+        if not kept:
+            return
+        delay = backoff_delay(
+            attempts, base=cfg.retry_base, cap=cfg.retry_cap, retry_after=verdict.retry_after
+        )
+        not_before = now + delay
+        if attempt.not_before is None or not_before > attempt.not_before:
+            attempt.not_before = not_before
+        logger.warning(
+            "%s from %s: retrying %d operation(s) in %.2f s (attempt %d)%s",
+            f"HTTP {verdict.status}" if verdict.status else "no answer",
+            self._host,
+            kept,
+            delay,
+            attempts + 1,
+            f": {verdict.message}" if verdict.status is None else "",
+        )
+
+    # -- introspection for tests and tools ---------------------------------------------------
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+
+_DELIVERED_CACHE: dict[tuple[int, int, bool], Delivered] = {}
+
+
+def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
+    """Delivered outcomes are immutable: share one per (status, attempts, duplicate)."""
+    key = (status, attempts, duplicate)
+    outcome = _DELIVERED_CACHE.get(key)
+    if outcome is None:
+        outcome = Delivered(status, attempts, duplicate)
+        if len(_DELIVERED_CACHE) < 4096:
+            _DELIVERED_CACHE[key] = outcome
+    return outcome
+
+
+def _describe_identities(users: Iterable[str], devices: Iterable[str]) -> str:
+    parts = []
+    for kind, names in (("user", sorted(users)), ("device", sorted(devices))):
+        if names:
+            shown = ", ".join(names[:_LOG_NAMES])
+            more = f" and {len(names) - _LOG_NAMES} more" if len(names) > _LOG_NAMES else ""
+            parts.append(f"{len(names)} {kind}(s) [{shown}{more}]")
+    return " and ".join(parts) if parts else "nobody"
