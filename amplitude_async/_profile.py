@@ -478,6 +478,7 @@ class ProfileClient:
         # them), and no task group spans a yield.
         source = _aiter(ids)
         pending: set[asyncio.Task[ProfileResult]] = set()
+        ready: list[asyncio.Task[ProfileResult]] = []
         exhausted = False
         try:
             while True:
@@ -491,13 +492,17 @@ class ProfileClient:
                 if not pending:
                     return
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    yield task.result()
+                ready.extend(done)
+                while ready:
+                    yield ready.pop().result()
         finally:
             for task in pending:
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            # Await the cancelled ones, and retrieve finished ones never yielded, so no
+            # task outlives the iterator and no exception goes unretrieved.
+            leftovers = [*pending, *ready]
+            if leftovers:
+                await asyncio.gather(*leftovers, return_exceptions=True)
 
     async def _one(self, value: str, by: IdKind, options: Params) -> ProfileResult:
         try:
