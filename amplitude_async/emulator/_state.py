@@ -1,0 +1,204 @@
+"""The emulator's data: users, devices and their links, the applied log and counters.
+
+One :class:`Record` is one Amplitude user (one ``amplitude_id``). ``user_id`` and
+``device_id`` both point at records: an identification with both links the device to
+the user; an identification with only a device id updates whatever user that device
+belongs to (an anonymous record if none). A device first seen anonymously is adopted by
+the first user id it is identified with, as Amplitude merges the anonymous user.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._semantics import apply_fields, apply_user_properties
+
+__all__ = ["AppliedIdentification", "EmulatorStats", "Record", "State"]
+
+# Amplitude ids are large integers; start high so they look like the real ones.
+_FIRST_AMPLITUDE_ID = 100_000_000_001
+
+
+@dataclass(slots=True)
+class AppliedIdentification:
+    """One identification, as applied: request number (1-based), index in that request."""
+
+    request: int
+    index: int
+    user_id: str | None
+    device_id: str | None
+    identification: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "index": self.index,
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "identification": self.identification,
+        }
+
+
+class Record:
+    """One user: properties, device/location/app fields, groups and linked devices."""
+
+    __slots__ = ("amplitude_id", "device_ids", "fields", "groups", "props", "user_id")
+
+    def __init__(self, amplitude_id: int, user_id: str | None) -> None:
+        self.amplitude_id = amplitude_id
+        self.user_id = user_id
+        self.device_ids: list[str] = []
+        self.props: dict[str, Any] = {}
+        self.fields: dict[str, Any] = {}
+        self.groups: dict[str, Any] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of everything about this user, for inspection."""
+        return {
+            "amplitude_id": self.amplitude_id,
+            "user_id": self.user_id,
+            "device_ids": list(self.device_ids),
+            "user_properties": copy.deepcopy(self.props),
+            "fields": dict(self.fields),
+            "groups": copy.deepcopy(self.groups),
+        }
+
+
+@dataclass(frozen=True)
+class EmulatorStats:
+    """A snapshot of the emulator's counters."""
+
+    #: Requests answered (or dropped) on the ingestion endpoints.
+    requests: int = 0
+    #: Answers by HTTP status code, all endpoints except the control API.
+    by_status: dict[int, int] = field(default_factory=dict)
+    #: Requests by endpoint name (identify, httpapi, batch, userprofile).
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+    #: Identifications (or $identify events) applied.
+    applied: int = 0
+    #: Non-identify events accepted by /2/httpapi and /batch (counted, not stored).
+    events_ingested: int = 0
+    #: Requests answered 429, and the identifications they carried.
+    throttled_requests: int = 0
+    throttled_items: int = 0
+    #: Items refused as invalid (400 with per-item indices).
+    rejected_items: int = 0
+    #: Faults injected, by :attr:`Fault.label`.
+    faults: dict[str, int] = field(default_factory=dict)
+    users: int = 0
+    devices: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "by_endpoint": dict(sorted(self.by_endpoint.items())),
+            "applied": self.applied,
+            "events_ingested": self.events_ingested,
+            "throttled_requests": self.throttled_requests,
+            "throttled_items": self.throttled_items,
+            "rejected_items": self.rejected_items,
+            "faults": dict(sorted(self.faults.items())),
+            "users": self.users,
+            "devices": self.devices,
+        }
+
+
+class State:
+    """Users, devices, the applied log and the counters."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, Record] = {}
+        self.devices: dict[str, Record] = {}
+        self.applied: list[AppliedIdentification] = []
+        self.requests = 0
+        self.by_status: Counter[int] = Counter()
+        self.by_endpoint: Counter[str] = Counter()
+        self.events_ingested = 0
+        self.throttled_requests = 0
+        self.throttled_items = 0
+        self.rejected_items = 0
+        self.faults: Counter[str] = Counter()
+        self._next_id = _FIRST_AMPLITUDE_ID
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def next_request(self) -> int:
+        self.requests += 1
+        return self.requests
+
+    def apply(self, request: int, items: list[dict[str, Any]]) -> None:
+        """Apply validated identifications in array order."""
+        log = self.applied.append
+        for index, item in enumerate(items):
+            user_id = item.get("user_id")
+            device_id = item.get("device_id")
+            record = self._resolve(user_id, device_id)
+            user_properties = item.get("user_properties")
+            if user_properties:
+                apply_user_properties(record.props, user_properties)
+            # Any key beyond ids and properties is a field or groups; most items have none.
+            present = (
+                (user_id is not None) + (device_id is not None) + (user_properties is not None)
+            )
+            if len(item) > present:
+                apply_fields(record.fields, item)
+                groups = item.get("groups")
+                if groups:
+                    record.groups.update(groups)
+            log(AppliedIdentification(request, index, user_id, device_id, item))
+
+    def record_for(self, user_id: str | None, device_id: str | None) -> Record | None:
+        """The record a profile lookup finds (user id first, then device id)."""
+        if user_id is not None:
+            return self.users.get(user_id)
+        if device_id is not None:
+            return self.devices.get(device_id)
+        return None
+
+    def stats(self) -> EmulatorStats:
+        return EmulatorStats(
+            requests=sum(self.by_endpoint.values()),
+            by_status=dict(self.by_status),
+            by_endpoint=dict(self.by_endpoint),
+            applied=len(self.applied),
+            events_ingested=self.events_ingested,
+            throttled_requests=self.throttled_requests,
+            throttled_items=self.throttled_items,
+            rejected_items=self.rejected_items,
+            faults=dict(self.faults),
+            users=len(self.users),
+            devices=len(self.devices),
+        )
+
+    def _resolve(self, user_id: str | None, device_id: str | None) -> Record:
+        if user_id is not None:
+            record = self.users.get(user_id)
+            if record is None:
+                anonymous = self.devices.get(device_id) if device_id is not None else None
+                if anonymous is not None and anonymous.user_id is None:
+                    record = anonymous
+                    record.user_id = user_id
+                else:
+                    record = self._new(user_id)
+                self.users[user_id] = record
+            if device_id is not None and self.devices.get(device_id) is not record:
+                self.devices[device_id] = record
+                record.device_ids.append(device_id)
+            return record
+        assert device_id is not None  # validation guarantees one id
+        record = self.devices.get(device_id)
+        if record is None:
+            record = self._new(None)
+            self.devices[device_id] = record
+            record.device_ids.append(device_id)
+        return record
+
+    def _new(self, user_id: str | None) -> Record:
+        record = Record(self._next_id, user_id)
+        self._next_id += 1
+        return record
