@@ -327,7 +327,7 @@ class ProfileClient:
             if rate_limit_per_minute is None
             else RateLimiter(rate_limit_per_minute, 60.0, clock=self._clock)
         )
-        self._cache: TTLCache[tuple[str, ...], UserProfile] | None = (
+        self._cache: TTLCache[tuple[tuple[str, str], Params], UserProfile] | None = (
             None
             if cache_ttl is None
             else TTLCache(ttl=cache_ttl, max_size=cache_max, clock=self._clock)
@@ -475,10 +475,12 @@ class ProfileClient:
         options: Params,
     ) -> AsyncIterator[ProfileResult]:
         # The generator owns its tasks: none outlives it (the finally cancels and awaits
-        # them), and no task group spans a yield.
+        # them), and no task group spans a yield. Finished tasks arrive through a queue
+        # (at most `concurrency` long), so each completion costs O(1), unlike
+        # asyncio.wait(), which re-registers on every pending task each time.
         source = _aiter(ids)
         pending: set[asyncio.Task[ProfileResult]] = set()
-        ready: list[asyncio.Task[ProfileResult]] = []
+        finished: asyncio.Queue[asyncio.Task[ProfileResult]] = asyncio.Queue()
         exhausted = False
         try:
             while True:
@@ -488,21 +490,21 @@ class ProfileClient:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    pending.add(asyncio.create_task(self._one(one, by, options)))
+                    task = asyncio.create_task(self._one(one, by, options))
+                    task.add_done_callback(finished.put_nowait)
+                    pending.add(task)
                 if not pending:
                     return
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                ready.extend(done)
-                while ready:
-                    yield ready.pop().result()
+                task = await finished.get()
+                pending.discard(task)
+                yield task.result()
         finally:
+            # Not yet yielded: cancel the running ones, and retrieve all their outcomes
+            # so that no exception goes unretrieved.
             for task in pending:
                 task.cancel()
-            # Await the cancelled ones, and retrieve finished ones never yielded, so no
-            # task outlives the iterator and no exception goes unretrieved.
-            leftovers = [*pending, *ready]
-            if leftovers:
-                await asyncio.gather(*leftovers, return_exceptions=True)
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
 
     async def _one(self, value: str, by: IdKind, options: Params) -> ProfileResult:
         try:
@@ -523,14 +525,17 @@ class ProfileClient:
     async def _lookup(
         self, ident: tuple[str, str], options: Params, *, pacer: RateLimiter | None
     ) -> UserProfile:
-        key = (*ident, *(f"{k}={v}" for k, v in options))
-        if self._cache is not None:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
-        profile = await self._fetch(dict((ident, *options)), pacer)
-        if self._cache is not None:
-            self._cache.put(key, profile)
+        params = dict((ident, *options))
+        cache = self._cache
+        if cache is None:
+            return await self._fetch(params, pacer)
+        # Same id and same options: same answer (within the TTL).
+        key = (ident, options)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+        profile = await self._fetch(params, pacer)
+        cache.put(key, profile)
         return profile
 
     async def _fetch(self, params: dict[str, str], pacer: RateLimiter | None) -> UserProfile:
