@@ -97,7 +97,8 @@ class ProfileOptions(TypedDict, total=False):
     ``rec_id``/``rec_type``/``limit`` send ``get_recs=true``, ``comp_id`` sends
     ``get_computations=true``, ``prediction_id``/``propensity_type`` send
     ``get_propensity=true``; giving one with its flag set to False is a BadRequest.
-    ``rec_id`` may be a list (sent comma-joined).
+    Amplitude requires ``rec_id`` with recommendations, and ``prediction_id`` and
+    ``propensity_type`` with propensity. ``rec_id`` may be a list (sent comma-joined).
     """
 
     amp_props: bool | None
@@ -149,6 +150,8 @@ def options_params(
     recommendations = _implied(
         "recommendations", recommendations, rec_id=rec_id, rec_type=rec_type, limit=limit
     )
+    if recommendations and rec_id is None:
+        raise BadRequest("recommendations=True needs rec_id (which recommendations to get)")
     _flag(out, "get_recs", "recommendations", recommendations)
     if rec_id is not None:
         out.append(("rec_id", _rec_ids(rec_id)))
@@ -163,6 +166,8 @@ def options_params(
     propensity = _implied(
         "propensity", propensity, prediction_id=prediction_id, propensity_type=propensity_type
     )
+    if propensity and (prediction_id is None or propensity_type is None):
+        raise BadRequest("propensity=True needs prediction_id and propensity_type")
     _flag(out, "get_propensity", "propensity", propensity)
     if prediction_id is not None:
         out.append(("prediction_id", _text("prediction_id", prediction_id)))

@@ -98,8 +98,11 @@ class _WireUserData(msgspec.Struct, kw_only=True):
     computed_properties: dict[str, Any] | None = None
     recommendations: list[_WireRecommendation] | None = None
     propensities: list[Propensity] | None = None
-    # A single prediction: a bare number, one object, or (in some examples) a list.
+    # A single prediction: a bare number (with prediction_id and propensity_type as
+    # siblings), one object, or (in some examples) a list.
     propensity: float | Propensity | list[Propensity] | None = None
+    prediction_id: str | None = None
+    propensity_type: str | None = None
 
 
 class _WireEnvelope(msgspec.Struct, kw_only=True, rename={"user_data": "userData"}):
@@ -158,4 +161,4 @@ def _fold_propensities(data: _WireUserData) -> list[Propensity] | None:
         return single
     if isinstance(single, Propensity):
         return [single]
-    return [Propensity(prop=single)]
+    return [Propensity(prop=single, pred_id=data.prediction_id, prop_type=data.propensity_type)]

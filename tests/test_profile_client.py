@@ -127,7 +127,13 @@ async def test_every_parameter_reaches_the_query_string(mock: Any) -> None:
 async def test_device_id_only_and_implied_flags(mock: Any) -> None:
     mock.get(ANY_QUERY, payload=PROFILE_BODY)
     async with client() as profiles:
-        await profiles.get(device_id="dev-1", rec_id="rec-a", comp_id="c", prediction_id="p")
+        await profiles.get(
+            device_id="dev-1",
+            rec_id="rec-a",
+            comp_id="c",
+            prediction_id="p",
+            propensity_type="score",
+        )
     [(url, _)] = requests_made(mock)
     assert dict(url.query) == {
         "device_id": "dev-1",
@@ -137,6 +143,7 @@ async def test_device_id_only_and_implied_flags(mock: Any) -> None:
         "rec_id": "rec-a",
         "get_propensity": "true",
         "prediction_id": "p",
+        "propensity_type": "score",
     }
 
 
@@ -193,6 +200,9 @@ async def test_response_decodes_into_user_profile(mock: Any) -> None:
         {"user_id": "u-1", "rec_id": "r", "recommendations": False},
         {"user_id": "u-1", "comp_id": "c", "computations": False},
         {"user_id": "u-1", "amp_props": "yes"},
+        {"user_id": "u-1", "recommendations": True},
+        {"user_id": "u-1", "propensity": True, "prediction_id": "p"},
+        {"user_id": "u-1", "propensity_type": "pct"},
     ],
 )
 async def test_bad_arguments_raise_bad_request_before_any_request(

@@ -96,6 +96,10 @@ def test_other_spellings_fold_into_one_name() -> None:
         (b'{"prop": 12, "pred_id": "p"}', [Propensity(prop=12, pred_id="p")]),
         (b'[{"prop": 1}, {"prop": 2}]', [Propensity(prop=1), Propensity(prop=2)]),
         (b"null", None),
+        (
+            b'0.42, "prediction_id": "p", "propensity_type": "score"',
+            [Propensity(prop=0.42, pred_id="p", prop_type="score")],
+        ),
     ],
 )
 def test_single_propensity_shapes(propensity: bytes, expected: list[Propensity] | None) -> None:
