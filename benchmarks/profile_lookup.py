@@ -1,7 +1,9 @@
 """Profile lookups per second, and the client's added latency over a raw aiohttp request.
 
-A plain aiohttp.web server in another process answers every ``GET /v1/userprofile``
-with one fixed, realistic profile (about 1.5 KB: properties, cohorts, a recommendation).
+The server runs in another process: by default a plain aiohttp.web handler answering
+every ``GET /v1/userprofile`` with one fixed, realistic profile (about 1.5 KB:
+properties, cohorts, a recommendation); with ``--server emulator`` the local Amplitude
+emulator, holding ``USERS`` identified users with a few properties and two cohorts.
 
 1. Throughput: ``ProfileClient.get_many`` over ``--lookups`` ids at ``--concurrency``,
    with client-side pacing off (the pacer would hold it at 600/min by design).
@@ -11,6 +13,7 @@ with one fixed, realistic profile (about 1.5 KB: properties, cohorts, a recommen
    does no validation, status mapping or decoding; the difference is what they cost.
 
     .venv/bin/python benchmarks/profile_lookup.py --concurrency 32 --lookups 5000
+    .venv/bin/python benchmarks/profile_lookup.py --server emulator
 """
 
 from __future__ import annotations
@@ -71,6 +74,43 @@ BODY = json.dumps(
 ).encode()
 PATH = "/v1/userprofile"
 QUERY = {"get_amp_props": "true", "get_cohort_ids": "true"}
+USERS = 1000
+
+
+def _user(i: int) -> str:
+    return f"user-{i % USERS:06d}"
+
+
+def _serve_emulator(conn: Connection) -> None:
+    from amplitude_async.emulator import Emulator
+
+    async def main() -> None:
+        async with Emulator(secret_key=SECRET, eps_threshold=None) as emu:
+            emu.define_cohort("pro", {"plan": "pro"})
+            emu.define_cohort("big", lambda props: props.get("seats", 0) > 10)
+            users = [
+                {
+                    "user_id": _user(i),
+                    "user_properties": {
+                        "$set": {"plan": "pro" if i % 3 else "free", "seats": i % 20, "n": i}
+                    },
+                }
+                for i in range(USERS)
+            ]
+            async with aiohttp.ClientSession() as session:
+                for start in range(0, USERS, 500):
+                    form = {
+                        "api_key": "k",
+                        "identification": json.dumps(users[start : start + 500]),
+                    }
+                    async with session.post(emu.identify_url, data=form) as r:
+                        assert r.status == 200, await r.text()
+            conn.send(emu.port)
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)
+            await stop.wait()
+
+    asyncio.run(main())
 
 
 def _serve(conn: Connection) -> None:
@@ -109,7 +149,7 @@ async def throughput(url: str, lookups: int, concurrency: int) -> float:
             [f"w{i}" for i in range(concurrency)], concurrency=concurrency
         ):
             pass
-        ids = (f"user-{i:06d}" for i in range(lookups))
+        ids = (_user(i) for i in range(lookups))
         failed = 0
         start = time.perf_counter()
         async for result in profiles.get_many(
@@ -131,7 +171,7 @@ async def added_latency(url: str, samples: int) -> dict[str, float]:
         aiohttp.ClientSession() as session,
     ):
         for i in range(samples + 200):  # the first 200 pairs warm up and are dropped
-            user = f"user-{i:06d}"
+            user = _user(i)
             t0 = time.perf_counter()
             await profiles.get(user, amp_props=True, cohort_ids=True)
             t1 = time.perf_counter()
@@ -158,10 +198,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--lookups", type=int, default=5000)
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--server", choices=("static", "emulator"), default="static")
     args = parser.parse_args()
 
     parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
+    server = multiprocessing.Process(
+        target=_serve if args.server == "static" else _serve_emulator, args=(child,), daemon=True
+    )
     server.start()
     try:
         port = parent.recv()
@@ -172,6 +215,7 @@ def main() -> None:
         parent.send("stop")
         server.join(timeout=5)
     result: dict[str, Any] = {
+        "server": args.server,
         "lookups": args.lookups,
         "concurrency": args.concurrency,
         "lookups_per_s": round(rate),
