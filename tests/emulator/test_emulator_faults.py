@@ -14,9 +14,7 @@ from amplitude_async.emulator import Emulator, Fault, Faults
 ONE = [{"user_id": "user-1", "user_properties": {"$add": {"n": 1}}}]
 
 
-async def _post(
-    http: aiohttp.ClientSession, emu: Emulator, limit: float = 5.0
-) -> tuple[int, str]:
+async def _post(http: aiohttp.ClientSession, emu: Emulator, limit: float = 5.0) -> tuple[int, str]:
     data = {"api_key": KEY, "identification": json.dumps(ONE)}
     async with http.post(
         emu.identify_url, data=data, timeout=aiohttp.ClientTimeout(total=limit)
