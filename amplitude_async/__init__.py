@@ -28,9 +28,9 @@ from ._errors import (
 )
 from ._identify import Identify
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
-from ._stats import ClientStats
 from ._profile import ProfileClient, ProfileOptions, ProfileResult, ProfileStatistics
 from ._profile_models import Propensity, Recommendation, UserProfile
+from ._stats import ClientStats
 
 __version__ = "0.1.0"
 
@@ -43,8 +43,8 @@ __all__ = [
     "ClientClosed",
     "ClientConfig",
     "ClientNotStarted",
-    "ClientStats",
     "ClientStateError",
+    "ClientStats",
     "Clock",
     "ConfigurationError",
     "ConnectError",

@@ -206,15 +206,24 @@ class AmplitudeClient:
         # to their lanes (see _send_batch) and are failed below. The task group's own
         # scope must be exited first (anyio scopes close last-in, first-out).
         self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        with anyio.CancelScope(shield=True):
-            undelivered = self._fail_leftovers()
-            if undelivered and self._config.spool_path:
-                await anyio.to_thread.run_sync(
-                    write_spool, self._config.spool_path, undelivered
-                )
-            if self._session is not None:
-                await self._session.close()
+        undelivered: list[Identify] = []
+        try:
+            await self._tg.__aexit__(None, None, None)
+        finally:
+            # Also when the exit above re-raises a cancellation of the owner task:
+            # every receipt still gets its outcome and the session is closed.
+            with anyio.CancelScope(shield=True):
+                undelivered = self._fail_leftovers()
+                if undelivered and self._config.spool_path:
+                    await anyio.to_thread.run_sync(
+                        write_spool, self._config.spool_path, undelivered
+                    )
+                if self._session is not None:
+                    await self._session.close()
+                self._finish_close(undelivered)
+        return undelivered
+
+    def _finish_close(self, undelivered: list[Identify]) -> None:
         self._state = _State.CLOSED
         self._release_flush_waiters(force=True)
         if undelivered:
@@ -226,7 +235,6 @@ class AmplitudeClient:
             )
             if self._config.on_undelivered is not None:
                 self._config.on_undelivered(undelivered)
-        return undelivered
 
     def _drain_stalled(self, give_up_at: float) -> bool:
         """Nothing in flight, and nothing can be sent before the shutdown deadline (only

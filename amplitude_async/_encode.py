@@ -16,9 +16,11 @@ __all__ = ["BatchEncoder", "form_escape"]
 
 # RFC 3986 unreserved characters: never escaped.
 _UNRESERVED: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
-# Printable ASCII that must be escaped; '%' first so we never escape our own escapes.
-_PRINTABLE_SPECIAL: Final = tuple(
-    bytes([b]) for b in range(0x20, 0x7F) if b not in _UNRESERVED and b != ord("%")
+# Printable ASCII that must be escaped. '%' is escaped before all of them (so we never
+# escape our own escapes) and ' ' after all of them (its '+' must not become '%2B').
+_PRINTABLE_SPECIAL: Final = (
+    *(bytes([b]) for b in range(0x21, 0x7F) if b not in _UNRESERVED and b != ord("%")),
+    b" ",
 )
 _ESCAPE_OF: Final = {s: (b"+" if s == b" " else b"%%%02X" % s[0]) for s in _PRINTABLE_SPECIAL}
 _PRINTABLE: Final = _UNRESERVED + b"".join(_PRINTABLE_SPECIAL) + b"%"

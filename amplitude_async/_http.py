@@ -68,23 +68,36 @@ async def send(
     """Send one request and read the whole answer, or raise a :class:`TransportError`."""
     host = urlsplit(url).netloc
     try:
+        # Passing timeout=None would switch the session's timeout off: only pass one
+        # when the caller has its own.
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
         async with session.request(
             method,
             url,
             data=data,
             headers=headers,
             params=params,
-            timeout=aiohttp.ClientTimeout(total=timeout) if timeout is not None else None,
             allow_redirects=False,
+            **extra,
         ) as response:
             body = await response.read()
             return HttpResponse(response.status, response.headers, body)
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise RequestTimeout(f"no answer from {host} in time ({type(exc).__name__})") from exc
+    except aiohttp.ClientConnectorError as exc:
+        # The connection never opened: nothing was sent.
+        raise ConnectError(
+            f"could not connect to {host}: {type(exc).__name__}: {_safe(exc)}",
+            maybe_applied=False,
+        ) from exc
     except aiohttp.ClientError as exc:
-        raise ConnectError(f"could not reach {host}: {type(exc).__name__}: {_safe(exc)}") from exc
+        raise ConnectError(
+            f"connection to {host} failed: {type(exc).__name__}: {_safe(exc)}"
+        ) from exc
     except OSError as exc:
-        raise ConnectError(f"could not reach {host}: {type(exc).__name__}") from exc
+        raise ConnectError(f"connection to {host} failed: {type(exc).__name__}") from exc
 
 
 def _safe(exc: BaseException) -> str:
