@@ -50,20 +50,27 @@ class Record:
     def __init__(self, amplitude_id: int, user_id: str | None) -> None:
         self.amplitude_id = amplitude_id
         self.user_id = user_id
-        self.device_ids: list[str] = []
         self.props: dict[str, Any] = {}
-        self.fields: dict[str, Any] = {}
-        self.groups: dict[str, Any] = {}
+        # Created on first use: most users never get fields, groups or devices, and every
+        # container less per user is less work for the garbage collector at scale.
+        self.device_ids: list[str] | None = None
+        self.fields: dict[str, Any] | None = None
+        self.groups: dict[str, Any] | None = None
+
+    def add_device(self, device_id: str) -> None:
+        if self.device_ids is None:
+            self.device_ids = []
+        self.device_ids.append(device_id)
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of everything about this user, for inspection."""
         return {
             "amplitude_id": self.amplitude_id,
             "user_id": self.user_id,
-            "device_ids": list(self.device_ids),
+            "device_ids": list(self.device_ids or ()),
             "user_properties": copy.deepcopy(self.props),
-            "fields": dict(self.fields),
-            "groups": copy.deepcopy(self.groups),
+            "fields": dict(self.fields or {}),
+            "groups": copy.deepcopy(self.groups or {}),
         }
 
 
@@ -146,9 +153,13 @@ class State:
                 (user_id is not None) + (device_id is not None) + (user_properties is not None)
             )
             if len(item) > present:
+                if record.fields is None:
+                    record.fields = {}
                 apply_fields(record.fields, item)
                 groups = item.get("groups")
                 if groups:
+                    if record.groups is None:
+                        record.groups = {}
                     record.groups.update(groups)
             log(AppliedIdentification(request, index, user_id, device_id, item))
 
@@ -188,14 +199,14 @@ class State:
                 self.users[user_id] = record
             if device_id is not None and self.devices.get(device_id) is not record:
                 self.devices[device_id] = record
-                record.device_ids.append(device_id)
+                record.add_device(device_id)
             return record
         assert device_id is not None  # validation guarantees one id
         record = self.devices.get(device_id)
         if record is None:
             record = self._new(None)
             self.devices[device_id] = record
-            record.device_ids.append(device_id)
+            record.add_device(device_id)
         return record
 
     def _new(self, user_id: str | None) -> Record:
