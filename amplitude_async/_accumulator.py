@@ -34,6 +34,9 @@ URGENT: Final = 2
 BUSY: Final = 3
 HELD: Final = 4
 
+#: Idle lanes kept for reuse: most lanes live for one operation, and reusing them
+#: saves an allocation per operation on the hot path.
+LANE_POOL_MAX: Final = 4096
 #: Operations taken from one lane into one batch, at most: a hot lane with a long
 #: backlog must not be coalesced and re-split in full on every take.
 LANE_TAKE_MAX: Final = 2000
@@ -97,6 +100,7 @@ class Accumulator:
         self._held_devices: dict[str, float] = {}
         self._hold_expiry: list[tuple[float, bool, str]] = []
         self._throttle_map_max = throttle_map_max
+        self._pool: list[Lane] = []
 
     # -- intake -------------------------------------------------------------------
 
@@ -106,7 +110,12 @@ class Accumulator:
         assert key is not None
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = Lane(key)
+            if self._pool:
+                lane = self._pool.pop()
+                lane.key = key
+            else:
+                lane = Lane(key)
+            self._lanes[key] = lane
         lane.pending.append(receipt)
         state = lane.state
         if state == IDLE:
@@ -171,6 +180,7 @@ class Accumulator:
         limit = self.size_limit
         size = encoder.overhead(1)
         sep = encoder.overhead(2) - encoder.overhead(1)
+        alone = encoder.overhead(1)
         groups: list[Group] = []
         lanes: list[Lane] = []
         too_large: list[Group] = []
@@ -186,8 +196,9 @@ class Accumulator:
             for group in lane_groups:
                 if group.encoded is None:
                     group.encoded = encoder.encode_item(group.wire)
-                item = len(group.encoded)
-                if encoder.overhead(1) + item > self._max_bytes:
+                    group.size = encoder.item_size(group.encoded)
+                item = group.size
+                if alone + item > self._max_bytes:
                     # Could never be sent, however small the batch: fails alone.
                     too_large.append(group)
                     done += 1
@@ -322,6 +333,8 @@ class Accumulator:
             lane.state = IDLE
             if self._lanes.get(lane.key) is lane:
                 del self._lanes[lane.key]
+                if len(self._pool) < LANE_POOL_MAX:
+                    self._pool.append(lane)
             return
         # A lane dropped by drain_all() while its request was in flight comes back,
         # so that what it still holds is drained too.

@@ -114,6 +114,7 @@ class AmplitudeClient:
         self._url = url
         self._host = parts.netloc
         self._clock: Clock = clock or SystemClock()
+        self._now = self._clock.now
         self._encoder = BatchEncoder(api_key, cfg.encoding)
         self._acc = Accumulator(
             self._encoder,
@@ -130,7 +131,11 @@ class AmplitudeClient:
         self._auth_failed = False
         self._draining = False
         self._flushing = 0
+        # flush() bookkeeping: operations without an outcome, per generation. The
+        # current generation counts in a plain int (the hot path); a flush closes it
+        # into _gen_open and starts the next.
         self._gen = 0
+        self._open_now = 0
         self._gen_open: dict[int, int] = {}
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._space_waiters: deque[asyncio.Future[None]] = deque()
@@ -348,10 +353,10 @@ class AmplitudeClient:
     def _full(self, op: Identify) -> Receipt:
         if self._config.on_full == "drop":
             op._freeze()
-            receipt = Receipt(op, self._clock.now(), self._gen)
+            receipt = Receipt(op, self._now(), self._gen)
             self._counters.enqueued += 1
             self._unresolved += 1
-            self._gen_open[receipt.gen] = self._gen_open.get(receipt.gen, 0) + 1
+            self._open_now += 1
             self._resolve(
                 receipt,
                 Failed(
@@ -365,14 +370,12 @@ class AmplitudeClient:
         )
 
     def _enqueue(self, op: Identify) -> Receipt:
-        op._freeze()
-        now = self._clock.now()
-        gen = self._gen
-        receipt = Receipt(op, now, gen)
+        op._frozen = True
+        now = self._now()
+        receipt = Receipt(op, now, self._gen)
         self._counters.enqueued += 1
         self._unresolved += 1
-        gen_open = self._gen_open
-        gen_open[gen] = gen_open.get(gen, 0) + 1
+        self._open_now += 1
         if self._auth_failed:
             self._resolve(receipt, Failed(FailureReason.AUTH, "the API key was not accepted"))
             return receipt
@@ -430,9 +433,12 @@ class AmplitudeClient:
         outcome (delivered or failed)."""
         if self._state is _State.UNOPENED:
             raise self._state_error()
-        gen = self._gen
-        if not self._gen_open or min(self._gen_open) > gen:
+        if not self._open_now and not self._gen_open:
             return
+        gen = self._gen
+        if self._open_now:
+            self._gen_open[gen] = self._open_now
+            self._open_now = 0
         self._gen += 1
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_waiters.append((gen, waiter))
@@ -471,14 +477,17 @@ class AmplitudeClient:
         else:
             counters.delivered += 1
         self._unresolved -= 1
-        gen_open = self._gen_open
-        left = gen_open[receipt.gen] - 1
-        if left:
-            gen_open[receipt.gen] = left
+        if receipt.gen == self._gen:
+            self._open_now -= 1
         else:
-            del gen_open[receipt.gen]
-            if self._flush_waiters:
-                self._release_flush_waiters()
+            gen_open = self._gen_open
+            left = gen_open[receipt.gen] - 1
+            if left:
+                gen_open[receipt.gen] = left
+            else:
+                del gen_open[receipt.gen]
+                if self._flush_waiters:
+                    self._release_flush_waiters()
         if self._space_waiters:
             self._wake_one_space_waiter()
         callback = self._on_outcome

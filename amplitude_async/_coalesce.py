@@ -39,14 +39,16 @@ _LOCATION: Final = frozenset(LOCATION_FIELDS)
 class Group:
     """One identification on the wire and the receipts of the operations it carries."""
 
-    __slots__ = ("encoded", "key", "receipts", "wire")
+    __slots__ = ("encoded", "key", "receipts", "size", "wire")
 
     def __init__(self, key: str, receipts: list[Receipt], wire: dict[str, Any]) -> None:
         self.key = key
         self.receipts = receipts
         self.wire = wire
-        #: The encoded identification, cached so a re-send does not encode again.
+        #: The encoded identification and its size in a body, cached so a re-send
+        #: does not encode again.
         self.encoded: bytes | None = None
+        self.size = 0
 
 
 def single(receipt: Receipt) -> Group:

@@ -190,8 +190,14 @@ class Identify:
 
     def user_properties(self) -> dict[str, dict[str, Any]]:
         """The wire ``user_properties`` object (operation -> {property: value})."""
+        ops = self._ops
+        if len(ops) == 1:
+            operation, name, value = ops[0]
+            if operation == "$clearAll":
+                return {"$clearAll": NO_VALUE}  # type: ignore[dict-item]
+            return {operation: {name: value}}
         out: dict[str, dict[str, Any]] = {}
-        for operation, name, value in self._ops:
+        for operation, name, value in ops:
             if operation == "$clearAll":
                 return {"$clearAll": NO_VALUE}  # type: ignore[dict-item]
             bucket = out.get(operation)
@@ -202,9 +208,7 @@ class Identify:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire identification object, as the Identify API documents it."""
-        wire: dict[str, Any] = {}
-        if self.user_id is not None:
-            wire["user_id"] = self.user_id
+        wire: dict[str, Any] = {"user_id": self.user_id} if self.user_id is not None else {}
         if self.device_id is not None:
             wire["device_id"] = self.device_id
         if self._ops:

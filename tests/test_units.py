@@ -76,7 +76,7 @@ def test_backoff_is_full_jitter_capped_and_overflow_safe() -> None:
 
 
 @given(
-    st.one_of(
+    data=st.one_of(
         st.binary(max_size=300),
         st.text(max_size=300).map(str.encode),
         st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)).map(str.encode),
@@ -94,7 +94,9 @@ def test_form_body_is_exactly_what_the_identify_api_documents() -> None:
         "api_key": ["my key&="],
         "identification": ['[{"user_id":"user-1","user_properties":{"$set":{"a":"b c"}}}]'],
     }
-    assert len(body) == enc.overhead(1) + len(items[0])
+    assert len(body) == enc.overhead(1) + enc.item_size(items[0])
+    two = enc.body(items * 2)
+    assert len(two) == enc.overhead(2) + 2 * enc.item_size(items[0])
     assert "my key" not in repr(enc)
 
 
@@ -130,3 +132,12 @@ def test_verdicts_for_each_documented_answer() -> None:
     assert classify(_answer(503, b"")).ambiguous is False
     assert classify(_answer(500, b"")).ambiguous is True
     assert classify(_answer(504, b"<html>")).kind is VerdictKind.RETRY
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=20)), min_size=1, max_size=5))
+def test_encoder_sizes_bodies_exactly(items: list[dict[str, str]]) -> None:
+    for encoding in ("form", "multipart"):
+        enc = BatchEncoder("key", encoding)
+        encoded = [enc.encode_item(item) for item in items]
+        body = enc.body(encoded)
+        assert len(body) == enc.overhead(len(items)) + sum(enc.item_size(e) for e in encoded)

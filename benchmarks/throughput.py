@@ -1,0 +1,162 @@
+"""Throughput and caller cost of AmplitudeClient against a loopback server in another process.
+
+    python -m benchmarks.throughput                 # 200,000 ops over 20,000 users
+    python -m benchmarks.throughput --ops 20000 --users 2000 --json out.json
+
+Prints operations delivered per second, identify() latency (p50 / p99 / p99.9 / max, in
+microseconds, measured around each ``await amp.identify(op)``; operations are built
+before the clock starts), and peak RSS. The server (benchmarks/_sink.py) runs in its own
+process, pinned to the other CPU where the OS allows, and really parses every request.
+
+The workload is built before timing and then ``gc.freeze()``-d: a million pre-built
+objects that a real service would not hold would otherwise make every full garbage
+collection scan them and charge the SDK for the harness. The SDK's own objects are
+collected as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+
+from amplitude_async import AmplitudeClient, ClientConfig, Identify
+
+
+@contextmanager
+def sink_process(cpu: int | None = 1) -> Iterator[str]:
+    """Start benchmarks/_sink.py in a subprocess; yield its base URL."""
+    cmd = [sys.executable, "-m", "benchmarks._sink", "--port", "0"]
+    if (
+        cpu is not None
+        and hasattr(os, "sched_setaffinity")
+        and os.cpu_count()
+        and os.cpu_count() > 1
+    ):  # type: ignore[operator]
+        cmd += ["--cpu", str(cpu)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=root)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("port "):
+            raise RuntimeError(f"sink did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def workload(ops: int, users: int) -> list[Identify]:
+    """Realistic small updates: a $set and an $add per operation, users round-robin."""
+    names = [f"user-{i:07d}" for i in range(users)]
+    plans = ("free", "pro", "team", "enterprise")
+    return [
+        Identify(user_id=names[i % users]).set("plan", plans[i % 4]).add("logins", 1)
+        for i in range(ops)
+    ]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
+    return sorted_values[index]
+
+
+async def run(
+    url: str, ops: list[Identify], config: ClientConfig, yield_every: int
+) -> dict[str, Any]:
+    latencies: list[int] = []
+    clock = time.perf_counter_ns
+    gc.collect()
+    async with AmplitudeClient("bench-api-key", server_url=url + "/identify", config=config) as amp:
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        identify = amp.identify
+        for i, op in enumerate(ops):
+            t0 = clock()
+            await identify(op)
+            latencies.append(clock() - t0)
+            if i % yield_every == 0:
+                await asyncio.sleep(0)
+        enqueued = time.perf_counter()
+        await amp.flush()
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        stats = amp.stats()
+    async with aiohttp.ClientSession() as session, session.get(url + "/count") as resp:
+        server = await resp.json()
+    latencies.sort()
+    us = [v / 1000 for v in latencies]
+    return {
+        "ops": len(ops),
+        "delivered": stats.delivered,
+        "failed": stats.failed_total,
+        "requests": stats.requests,
+        "identifications_sent": stats.identifications,
+        "server_identifications": server["identifications"],
+        "seconds": round(elapsed, 3),
+        "enqueue_seconds": round(enqueued - started, 3),
+        "ops_per_second": round(stats.delivered / elapsed),
+        "client_cpu_seconds_per_1000_ops": round(cpu / len(ops) * 1000, 5),
+        "identify_us": {
+            "p50": round(percentile(us, 0.50), 2),
+            "p99": round(percentile(us, 0.99), 2),
+            "p999": round(percentile(us, 0.999), 2),
+            "max": round(us[-1], 1) if us else 0.0,
+        },
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ops", type=int, default=200_000)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument(
+        "--yield-every", type=int, default=100, help="producer yields to the loop every N ops"
+    )
+    parser.add_argument("--no-coalesce", action="store_true")
+    parser.add_argument("--json", help="also write the result here")
+    args = parser.parse_args(argv)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})
+    config = ClientConfig(coalesce=not args.no_coalesce, queue_max=max(100_000, args.ops))
+    ops = workload(args.ops, args.users)
+    gc.collect()
+    gc.freeze()
+    with sink_process() as url:
+        result = asyncio.run(run(url, ops, config, args.yield_every))
+    result["users"] = args.users
+    result["coalesce"] = not args.no_coalesce
+    lat = result["identify_us"]
+    print(
+        f"{result['ops']:,} ops over {args.users:,} users: {result['ops_per_second']:,} ops/s delivered "
+        f"({result['seconds']} s, {result['requests']} requests, "
+        f"{result['identifications_sent']:,} identifications)\n"
+        f"identify(): p50 {lat['p50']} us, p99 {lat['p99']} us, p99.9 {lat['p999']} us, max {lat['max']} us\n"
+        f"client CPU {result['client_cpu_seconds_per_1000_ops'] * 1000:.1f} ms per 1,000 ops; "
+        f"peak RSS {result['peak_rss_mb']} MB"
+    )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
