@@ -155,7 +155,7 @@ def _remove(props: dict[str, Any], body: dict[str, Any]) -> None:
             continue
         drop = _values(value)
         current = props[name]
-        if isinstance(current, list):
+        if isinstance(current, (list, tuple)):
             props[name] = [item for item in current if item not in drop]
         elif current in drop:
             # A scalar holding a removed value becomes the empty list it would be as a
@@ -185,14 +185,18 @@ _MISSING: Final = _Missing()
 
 
 def _values(value: Any) -> list[Any]:
-    """A list operand as its values; a scalar as one value."""
-    return list(value) if isinstance(value, list) else [value]
+    """A list operand as its values; a scalar as one value.
+
+    Tuples count as lists: callers in Python (the client's ``Identify``) may pass them,
+    and on the wire they are JSON arrays.
+    """
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _as_list(current: Any) -> list[Any]:
     if current is _MISSING:
         return []
-    return list(current) if isinstance(current, list) else [current]
+    return list(current) if isinstance(current, (list, tuple)) else [current]
 
 
 def _new_values(value: Any, current: list[Any]) -> list[Any]:

@@ -50,6 +50,9 @@ def apply(props: dict[str, Any], user_properties: dict[str, Any]) -> dict[str, A
         ({"a": 1, "b": 2}, {"$clearAll": "-"}, {}),
         # Plain properties (no operations) are a $set.
         ({"a": 1}, {"a": 2, "plan": "pro"}, {"a": 2, "plan": "pro"}),
+        # Python tuples (not JSON, but what Python callers may pass) count as lists.
+        ({"l": ["x"]}, {"$append": {"l": ()}}, {"l": ["x"]}),
+        ({}, {"$prepend": {"l": ("a", "b")}}, {"l": ["a", "b"]}),
         # Objects are values like any other.
         ({}, {"$set": {"address": {"city": "Oslo"}}}, {"address": {"city": "Oslo"}}),
     ],
