@@ -18,9 +18,12 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,cli,bench]'
 	touch $(VENV)/.installed-bench
 
+# Only the source folders that exist in this checkout.
+SOURCES := $(wildcard amplitude_async tests benchmarks examples)
+
 lint: $(STAMP)
-	$(BIN)/ruff check amplitude_async tests benchmarks examples
-	$(BIN)/ruff format --check amplitude_async tests benchmarks examples
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy amplitude_async
