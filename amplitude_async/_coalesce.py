@@ -9,17 +9,24 @@ only what two operations on the *same* property collapse to:
 
     $set      + $set       -> B's value
     $setOnce  + $setOnce   -> A's value
-    $add      + $add       -> the sum (ints only: float sums could round differently)
+    $add      + $add       -> the sum (ints only, |values| <= 2**53: float sums could
+                              round differently)
     $append   + $append    -> A's values then B's
     $prepend  + $prepend   -> B's values then A's
     $unset    + $unset     -> $unset
     $remove   + $remove    -> the union
     anything else          -> start a new identification
 
-Device fields (platform, os_*, device_*, carrier) and location fields (country,
-region, city, dma) are "sent together" groups: when B carries any field of a group,
-B's group replaces A's whole. Ids must match exactly; groups may not both be set;
-``$clearAll`` never merges.
+A list operand (JSON array: a Python list *or tuple*) stands for its values; any other
+value for itself. Device fields (platform, os_*, device_*, carrier) and location fields
+(country, region, city, dma) are "sent together" groups: when B carries any field of a
+group, B's group replaces A's whole; other fields: B's value wins.
+
+Never merged: different ``user_id`` or ``device_id``; ``groups`` on both; ``groups`` on
+one and an operation on a property named like one of its group types on the other
+(Amplitude also sets ``group type = group name`` as a user property); ``$clearAll``;
+and an operation that would grow the identification past ``max_bytes`` (an estimate of
+its JSON size), so that merging never makes an identification too large to send.
 """
 
 from __future__ import annotations
@@ -30,10 +37,18 @@ from ._identify import Identify
 from ._outcome import Receipt
 from ._rules import DEVICE_FIELDS, LOCATION_FIELDS, NO_VALUE
 
-__all__ = ["Group", "coalesce", "single"]
+__all__ = ["MERGE_BYTES_MAX", "Group", "coalesce", "single"]
 
 _DEVICE: Final = frozenset(DEVICE_FIELDS)
 _LOCATION: Final = frozenset(LOCATION_FIELDS)
+#: Merged $add operands stay integers a double holds exactly.
+_EXACT_INT: Final = 2**53
+#: By default a merged identification stops growing at about this many bytes of JSON
+#: (form escaping can triple it on the wire; still far below the 1 MB request cap).
+MERGE_BYTES_MAX: Final = 16_384
+# Estimated JSON bytes of values with no variable part.
+_NUMBER_COST: Final = 24
+_KEY_COST: Final = 4  # quotes, colon, comma
 
 
 class Group:
@@ -57,15 +72,19 @@ def single(receipt: Receipt) -> Group:
     return Group(op.identity, [receipt], op.to_dict())
 
 
-def coalesce(receipts: list[Receipt]) -> list[Group]:
-    """Merge consecutive operations of one identity wherever the result is the same."""
+def coalesce(receipts: list[Receipt], *, max_bytes: int = MERGE_BYTES_MAX) -> list[Group]:
+    """Merge consecutive operations of one identity wherever the result is the same.
+
+    ``max_bytes`` bounds the estimated JSON size a merge may grow an identification to
+    (an operation larger than that on its own is still sent, alone).
+    """
     if len(receipts) == 1:
         return [single(receipts[0])]
     groups: list[Group] = []
     current: _Merged | None = None
     for receipt in receipts:
         op = receipt.op
-        if current is not None and current.absorb(op):
+        if current is not None and current.absorb(op, max_bytes):
             current.receipts.append(receipt)
             continue
         if current is not None:
@@ -79,7 +98,16 @@ def coalesce(receipts: list[Receipt]) -> list[Group]:
 class _Merged:
     """An identification being built from consecutive operations."""
 
-    __slots__ = ("clear_all", "device_id", "fields", "groups", "props", "receipts", "user_id")
+    __slots__ = (
+        "clear_all",
+        "cost",
+        "device_id",
+        "fields",
+        "groups",
+        "props",
+        "receipts",
+        "user_id",
+    )
 
     def __init__(self, receipt: Receipt) -> None:
         op = receipt.op
@@ -89,38 +117,63 @@ class _Merged:
         self.groups = op.groups
         self.fields: dict[str, Any] = op.fields
         self.clear_all = bool(op._ops) and op._ops[0][0] == "$clearAll"
-        # property -> [operation, value]; one operation per property, as in an Identify.
+        # property -> [operation, value, estimated JSON bytes]; one operation per
+        # property, as in an Identify.
         self.props: dict[str, list[Any]] = {
-            name: [operation, value] for operation, name, value in op._ops
+            name: [operation, value, _prop_cost(name, value)] for operation, name, value in op._ops
         }
+        self.cost = sum(entry[2] for entry in self.props.values()) + _fields_cost(self.fields)
 
-    def absorb(self, op: Identify) -> bool:
+    def absorb(self, op: Identify, max_bytes: int = MERGE_BYTES_MAX) -> bool:
         """Merge ``op`` in if the result is the same as sending both; else change nothing."""
         if self.clear_all or op.user_id != self.user_id or op.device_id != self.device_id:
             return False
         ops = op._ops
         if ops and ops[0][0] == "$clearAll":
             return False
-        if op.groups and self.groups:
-            return False
-        merged: list[tuple[str, str, Any]] = []
+        if op.groups or self.groups:
+            if op.groups and self.groups:
+                return False
+            # Setting groups also sets "group type = group name" as a user property:
+            # keep it apart from operations on a property of that name.
+            if op.groups and any(name in op.groups for name in self.props):
+                return False
+            if self.groups and any(name in self.groups for _, name, _ in ops):
+                return False
+        merged: list[tuple[str, str, Any, int]] = []
         props = self.props
+        cost = self.cost
         for operation, name, value in ops:
             mine = props.get(name)
             if mine is None:
-                merged.append((operation, name, value))
+                added = _prop_cost(name, value)
+                merged.append((operation, name, value, added))
+                cost += added
                 continue
             result = _merge_values(mine[0], mine[1], operation, value)
             if result is _REFUSE:
                 return False
-            merged.append((operation, name, result))
-        # Every property merges: commit.
-        for operation, name, value in merged:
-            props[name] = [operation, value]
+            if operation in ("$append", "$prepend", "$remove"):
+                new_cost = mine[2] + _value_cost(value)
+            elif operation == "$set":
+                new_cost = _prop_cost(name, value)
+            else:  # $setOnce keeps A's value; $add and $unset stay about as small
+                new_cost = mine[2]
+            merged.append((operation, name, result, new_cost))
+            cost += new_cost - mine[2]
+        fields = self.fields
+        if op._fields:
+            fields = _merge_fields(fields, op._fields)
+            cost += _fields_cost(fields) - _fields_cost(self.fields)
+        if cost > max_bytes:
+            return False
+        # Every property merges and the result is small enough: commit.
+        for operation, name, value, value_cost in merged:
+            props[name] = [operation, value, value_cost]
+        self.cost = cost
+        self.fields = fields
         if op.groups:
             self.groups = op.groups
-        if op._fields:
-            self.fields = _merge_fields(self.fields, op._fields)
         return True
 
     def to_group(self) -> Group:
@@ -133,7 +186,7 @@ class _Merged:
             wire["device_id"] = self.device_id
         if self.props:
             user_properties: dict[str, dict[str, Any]] = {}
-            for name, (operation, value) in self.props.items():
+            for name, (operation, value, _) in self.props.items():
                 bucket = user_properties.get(operation)
                 if bucket is None:
                     user_properties[operation] = bucket = {}
@@ -151,8 +204,9 @@ class _Merged:
 _REFUSE: Final[Any] = object()
 
 
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [value]
+def _values(value: Any) -> list[Any]:
+    """A list operand as its values (a tuple encodes as a JSON array too); else [value]."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _merge_values(first_op: str, first: Any, op: str, value: Any) -> Any:
@@ -166,19 +220,36 @@ def _merge_values(first_op: str, first: Any, op: str, value: Any) -> Any:
     if op == "$add":
         # bool is an int subclass but never reaches here: Identify.add refuses it.
         if type(first) is int and type(value) is int:
-            return first + value
+            total = first + value
+            if max(abs(first), abs(value), abs(total)) <= _EXACT_INT:
+                return total
         return _REFUSE
     if op == "$append":
-        return _as_list(first) + _as_list(value)
+        return _values(first) + _values(value)
     if op == "$prepend":
-        return _as_list(value) + _as_list(first)
+        return _values(value) + _values(first)
     if op == "$unset":
         return NO_VALUE
     if op == "$remove":
-        merged = _as_list(first)
-        merged.extend(v for v in _as_list(value) if v not in merged)
+        # Removing a value twice is harmless, so only exact repeats are dropped: JSON
+        # tells 1, 1.0 and true apart even where Python's == does not.
+        merged = _values(first)
+        seen = {_scalar_key(v) for v in merged}
+        for v in _values(value):
+            key = _scalar_key(v)
+            if key is None or key not in seen:
+                merged.append(v)
+                if key is not None:
+                    seen.add(key)
         return merged
     return _REFUSE
+
+
+def _scalar_key(value: Any) -> tuple[type, Any] | None:
+    """A JSON-exact identity for scalars; None for lists and objects (never deduplicated)."""
+    if value is None or isinstance(value, (str, int, float)):
+        return (type(value), value)
+    return None
 
 
 def _merge_fields(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
@@ -191,3 +262,22 @@ def _merge_fields(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any
             merged.pop(name, None)
     merged.update(later)
     return merged
+
+
+def _prop_cost(name: str, value: Any) -> int:
+    return len(name) + _KEY_COST + _value_cost(value)
+
+
+def _fields_cost(fields: dict[str, Any]) -> int:
+    return sum(len(k) + len(v) + 2 * _KEY_COST for k, v in fields.items()) if fields else 0
+
+
+def _value_cost(value: Any) -> int:
+    """About how many bytes ``value`` takes as JSON (UTF-8 counted at its worst)."""
+    if isinstance(value, str):
+        return len(value) + 3 if value.isascii() else 4 * len(value) + 3
+    if isinstance(value, (list, tuple)):
+        return 2 + sum(_value_cost(v) + 1 for v in value)
+    if isinstance(value, dict):
+        return 2 + sum(len(k) + _KEY_COST + _value_cost(v) for k, v in value.items())
+    return _NUMBER_COST
