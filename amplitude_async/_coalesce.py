@@ -49,6 +49,9 @@ MERGE_BYTES_MAX: Final = 16_384
 # Estimated JSON bytes of values with no variable part.
 _NUMBER_COST: Final = 24
 _KEY_COST: Final = 4  # quotes, colon, comma
+# The braces, the "user_id"/"device_id"/"user_properties" keys and one "$op": {} bucket
+# per kind of operation.
+_BASE_COST: Final = 64 + 12 * 10
 
 
 class Group:
@@ -122,7 +125,14 @@ class _Merged:
         self.props: dict[str, list[Any]] = {
             name: [operation, value, _prop_cost(name, value)] for operation, name, value in op._ops
         }
-        self.cost = sum(entry[2] for entry in self.props.values()) + _fields_cost(self.fields)
+        self.cost = (
+            _BASE_COST
+            + len(op.user_id or "")
+            + len(op.device_id or "")
+            + sum(entry[2] for entry in self.props.values())
+            + _fields_cost(self.fields)
+            + (_value_cost(op.groups) if op.groups else 0)
+        )
 
     def absorb(self, op: Identify, max_bytes: int = MERGE_BYTES_MAX) -> bool:
         """Merge ``op`` in if the result is the same as sending both; else change nothing."""
@@ -161,6 +171,8 @@ class _Merged:
                 new_cost = mine[2]
             merged.append((operation, name, result, new_cost))
             cost += new_cost - mine[2]
+        if op.groups:
+            cost += _value_cost(op.groups)  # self.groups is None: never both
         fields = self.fields
         if op._fields:
             fields = _merge_fields(fields, op._fields)
