@@ -197,15 +197,26 @@ class AmplitudeClient:
             return []
         self._state = _State.CLOSING
         self._wake_space_waiters()
-        if drain and self._unresolved:
-            self._draining = True
-            self._poke()
-            give_up_at = self._clock.now() + self._config.shutdown_timeout
-            with anyio.move_on_after(self._config.shutdown_timeout):
-                while self._unresolved and not self._drain_stalled(give_up_at):
-                    assert self._settled is not None
-                    self._settled.clear()
-                    await self._clock.wait(self._settled, self._acc.next_deadline())
+        try:
+            if drain and self._unresolved:
+                await self._drain()
+        finally:
+            # Also when the owner task is cancelled while draining: stop, then resolve.
+            undelivered = await self._stop_and_fail_leftovers()
+        return undelivered
+
+    async def _drain(self) -> None:
+        """Deliver what can be delivered within ``shutdown_timeout``."""
+        self._draining = True
+        self._poke()
+        give_up_at = self._clock.now() + self._config.shutdown_timeout
+        with anyio.move_on_after(self._config.shutdown_timeout):
+            while self._unresolved and not self._drain_stalled(give_up_at):
+                assert self._settled is not None
+                self._settled.clear()
+                await self._clock.wait(self._settled, self._acc.next_deadline())
+
+    async def _stop_and_fail_leftovers(self) -> list[Identify]:
         assert self._tg is not None
         # Stop the sender and any request still in flight; their operations go back
         # to their lanes (see _send_batch) and are failed below. The task group's own
