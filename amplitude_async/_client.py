@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import enum
+import functools
 import logging
 import threading
 import warnings
@@ -325,18 +327,12 @@ class AmplitudeClient:
 
         async def enqueue() -> None:
             receipt = await self.identify(op)
-            if receipt.outcome is not None:
-                outcome.set_result(receipt.outcome)
-                return
-            assert self._tg is not None
-            self._tg.start_soon(self._relay, receipt, outcome)
+            # A callback, not a relay task: tasks are cancelled at shutdown, before the
+            # leftovers get their outcome; the callback runs with the resolution.
+            receipt._on_outcome(functools.partial(_set_future, outcome))
 
         asyncio.run_coroutine_threadsafe(enqueue(), loop).result(timeout)
         return outcome
-
-    @staticmethod
-    async def _relay(receipt: Receipt, future: concurrent.futures.Future[Outcome]) -> None:
-        future.set_result(await receipt)
 
     def _check(self, op: Identify) -> None:
         if self._state is not _State.OPEN:
@@ -803,6 +799,12 @@ def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
         if len(_DELIVERED_CACHE) < 4096:
             _DELIVERED_CACHE[key] = outcome
     return outcome
+
+
+def _set_future(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:
+    """Hand an outcome to another thread's future; the caller may have cancelled it."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_result(outcome)
 
 
 def _describe_identities(users: Iterable[str], devices: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -74,6 +74,7 @@ class Receipt:
 
     __slots__ = (
         "_ambiguous",
+        "_callbacks",
         "_waiter",
         "attempts",
         "enqueued_at",
@@ -97,6 +98,7 @@ class Receipt:
         self.first_sent_at: float | None = None
         self.attempts = 0
         self._ambiguous = False
+        self._callbacks: list[Callable[[Outcome], object]] | None = None
 
     def done(self) -> bool:
         """True once the outcome is known."""
@@ -117,6 +119,24 @@ class Receipt:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for callback in callbacks:
+                callback(outcome)
+
+    def _on_outcome(self, callback: Callable[[Outcome], object]) -> None:
+        """Call ``callback(outcome)`` when the outcome is known (at once if it is).
+
+        Called synchronously from the resolution, so it also runs when the client's
+        tasks are being cancelled at shutdown; keep it quick and non-raising.
+        """
+        if self.outcome is not None:
+            callback(self.outcome)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
 
     def __repr__(self) -> str:
         state = "pending" if self.outcome is None else repr(self.outcome)
