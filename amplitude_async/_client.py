@@ -85,6 +85,30 @@ class _Attempt:
         self.not_before: float | None = None
 
 
+class _Gate:
+    """A thread that stopped waiting and the loop that queues for it agree, under a
+    lock, on whether the operation was queued: exactly one of commit() and abandon()
+    returns True."""
+
+    __slots__ = ("_lock", "_state")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = 0  # 0: undecided, 1: queued, 2: abandoned
+
+    def commit(self) -> bool:
+        with self._lock:
+            if self._state == 0:
+                self._state = 1
+            return self._state == 1
+
+    def abandon(self) -> bool:
+        with self._lock:
+            if self._state == 0:
+                self._state = 2
+            return self._state == 2
+
+
 class AmplitudeClient:
     """Batches identify operations into ``POST /identify`` requests and delivers them.
 
@@ -312,7 +336,8 @@ class AmplitudeClient:
 
         Blocks the calling thread until the operation is queued (so backpressure reaches
         threads too), then returns a future of its outcome. Validation errors, a closed
-        client and QueueFull are raised in the calling thread.
+        client and QueueFull are raised in the calling thread. When ``timeout`` seconds
+        pass first, :class:`TimeoutError` is raised and the operation is not queued.
         """
         loop = self._loop
         if loop is None or self._state is _State.UNOPENED:
@@ -324,14 +349,30 @@ class AmplitudeClient:
             )
         self._check(op)
         outcome: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        gate = _Gate()
 
         async def enqueue() -> None:
-            receipt = await self.identify(op)
+            self._check(op)
+            if self._unresolved >= self._config.queue_max and self._config.on_full == "wait":
+                await self._wait_for_space()
+            # Queue it only if the calling thread has not given up meanwhile (timeout):
+            # from here on nothing awaits, so the operation is queued or refused at once.
+            if not gate.commit():
+                return
+            receipt = self.identify_nowait(op)
             # A callback, not a relay task: tasks are cancelled at shutdown, before the
             # leftovers get their outcome; the callback runs with the resolution.
             receipt._on_outcome(functools.partial(_set_future, outcome))
 
-        asyncio.run_coroutine_threadsafe(enqueue(), loop).result(timeout)
+        queued = asyncio.run_coroutine_threadsafe(enqueue(), loop)
+        try:
+            queued.result(timeout)
+        except TimeoutError:
+            if gate.abandon():
+                # Not queued, and now it never will be.
+                queued.cancel()
+                raise
+            queued.result()  # queued just now: the result is a moment away
         return outcome
 
     def _check(self, op: Identify) -> None:
