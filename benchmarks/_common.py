@@ -1,0 +1,151 @@
+"""Small helpers shared by the benchmark suite: pinning, memory, percentiles, the loop
+ticker, and the sink's control endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import statistics
+import time
+import urllib.request
+from typing import Any
+
+#: The client (and every contender) runs here; the server gets the other CPU.
+CLIENT_CPU = 0
+SERVER_CPU = 1
+
+
+def can_pin() -> bool:
+    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
+
+
+def pin(cpu: int) -> bool:
+    """Pin this process (and threads it starts later) to ``cpu``; True if it worked."""
+    if not can_pin():
+        return False
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        return False
+    return os.sched_getaffinity(0) == {cpu}
+
+
+def affinity() -> list[int] | None:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def current_rss() -> int:
+    """Resident set size now, in bytes (Linux /proc; falls back to the peak)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return peak_rss()
+
+
+def peak_rss() -> int:
+    """Peak resident set size of this process, in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def percentiles_us(latencies_ns: list[int]) -> dict[str, float]:
+    """p50 / p99 / p99.9 / max of per-call latencies, in microseconds."""
+    if not latencies_ns:
+        return {"p50": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
+    values = sorted(latencies_ns)
+    last = len(values) - 1
+
+    def at(q: float) -> float:
+        return round(values[min(last, int(q * len(values)))] / 1000, 2)
+
+    return {"p50": at(0.50), "p99": at(0.99), "p999": at(0.999), "max": round(values[-1] / 1000, 1)}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median with min and max (what the suite reports for every repeated figure)."""
+    if not values:
+        return {"median": 0.0, "min": 0.0, "max": 0.0}
+    return {
+        "median": float(statistics.median(values)),
+        "min": float(min(values)),
+        "max": float(max(values)),
+    }
+
+
+class Ticker:
+    """A task that asks to wake every ``period`` seconds and records how late it woke.
+
+    Its worst lateness is the event loop's worst stall during the run: anything that
+    holds the loop (the producer, the SDK's batching and response handling) delays it.
+    """
+
+    def __init__(self, period: float = 0.001) -> None:
+        self.period = period
+        self.lateness: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        clock = time.perf_counter
+        period = self.period
+        record = self.lateness.append
+        while True:
+            due = clock() + period
+            await asyncio.sleep(period)
+            record(clock() - due)
+
+    def result(self) -> dict[str, float]:
+        values = sorted(self.lateness)
+        if not values:
+            return {"ticks": 0, "max_ms": 0.0, "p99_ms": 0.0, "over_5ms": 0}
+        return {
+            "ticks": len(values),
+            "max_ms": round(values[-1] * 1000, 3),
+            "p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))] * 1000, 3),
+            "over_5ms": sum(1 for v in values if v > 0.005),
+        }
+
+
+def control(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Call one of the sink's endpoints (GET without a body, POST with one); JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base_url + path,
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def calibrate(rounds: int = 5) -> dict[str, float]:
+    """Host speed: the best of ``rounds`` runs of a fixed pure-Python loop (ms).
+
+    Lower is faster. Recorded at the start and the end of a suite run so a reader can
+    tell a slow host (or a host that got busier during the run) from a slow client.
+    """
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        data: dict[int, int] = {}
+        for i in range(300_000):
+            total += i * i % 7
+            data[i & 1023] = total
+        times.append(time.perf_counter() - started)
+    return {
+        "best_ms": round(min(times) * 1000, 2),
+        "median_ms": round(statistics.median(times) * 1000, 2),
+    }

@@ -1,0 +1,300 @@
+"""The suite's outputs: ``latest.json`` (everything), ``latest.md`` (the table) and
+``latest.png`` (the chart; needs matplotlib, the ``bench`` extra)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CONTENDER_NAMES = {
+    "amplitude_async": "amplitude-async",
+    "amplitude_async_no_coalesce": "amplitude-async, coalesce=False",
+    "raw_loop": "raw aiohttp + msgspec loop",
+    "raw_http": "raw loop, bodies pre-encoded (HTTP only)",
+    "official_sdk": "official amplitude-analytics",
+}
+
+
+def write(result: dict[str, Any], out: Path, *, chart: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "latest.json", out / "latest.md"]
+    paths[0].write_text(json.dumps(result, indent=1) + "\n")
+    paths[1].write_text(markdown(result))
+    if chart:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            result.setdefault("notes", []).append("no chart: matplotlib is not installed")
+        else:
+            png = out / "latest.png"
+            draw(result, png)
+            paths.append(png)
+    return paths
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def _fig(scen: dict[str, Any], contender: str, path: str) -> dict[str, float] | None:
+    figure: dict[str, float] | None = scen.get(contender, {}).get(path)
+    return figure
+
+
+def _num(value: float, digits: int = 0) -> str:
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _mm(figure: dict[str, float] | None, digits: int = 0, unit: str = "") -> str:
+    """'median (min-max)'."""
+    if figure is None:
+        return "-"
+    med, lo, hi = figure["median"], figure["min"], figure["max"]
+    if lo == hi:
+        return f"{_num(med, digits)}{unit}"
+    return f"{_num(med, digits)}{unit} ({_num(lo, digits)}-{_num(hi, digits)})"
+
+
+def _ratio(result: dict[str, Any], name: str) -> str:
+    r = result.get("ratios", {}).get(name)
+    if r is None:
+        return "-"
+    text = f"{r['value']:.2f}x"
+    rng = r.get("per_repeat")
+    if rng and rng["min"] != rng["max"]:
+        text += f" ({rng['min']:.2f}-{rng['max']:.2f})"
+    return text
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["scenarios"]
+    m = result["machine"]
+    sizes = result["sizes"]
+    pin = result.get("pinning", {})
+    cal = result["calibration"]
+    official_version = m["packages"].get("amplitude-analytics") or "not installed"
+    lines = [
+        f"# amplitude-async benchmark, {result['date']}",
+        "",
+        f"{m['cpu_model']}, {m['cpus']} CPUs, {m['python']}, {m['platform']}; "
+        f"amplitude-async {m['packages'].get('amplitude-async')} "
+        f"(git {m['git'].get('commit')}{', dirty' if m['git'].get('dirty') else ''}), "
+        f"aiohttp {m['packages'].get('aiohttp')}, msgspec {m['packages'].get('msgspec')}, "
+        f"official SDK amplitude-analytics {official_version}.",
+        "",
+        f"Server: one lean parsing sink in its own process"
+        f"{' pinned to CPU ' + str(pin.get('server_cpu')) if pin.get('server_pinned') else ' (not pinned)'}; "
+        f"each run in a fresh process"
+        f"{' pinned to CPU ' + str(pin.get('client_cpu')) if pin.get('client_pinned') else ' (not pinned)'}. "
+        f"{sizes['repeats']} run(s) each, interleaved; median (min-max). Host calibration "
+        f"{cal['start']['best_ms']} ms at the start, {cal.get('end', {}).get('best_ms', '-')} ms "
+        f"at the end (a fixed pure-Python loop; lower is faster); load average "
+        f"{m.get('load_average_start')} -> {m.get('load_average_end')}. "
+        f"`{result['command'].strip()}`, {result.get('elapsed_seconds', '-')} s.",
+        "",
+        "| | amplitude-async | raw aiohttp + msgspec loop | official amplitude-analytics |",
+        "|---|---|---|---|",
+    ]
+    t = s.get("throughput", {})
+    c = s.get("caller_cost", {})
+    lines.append(
+        f"| **1. throughput**, ops/s delivered ({sizes['throughput_ops']:,} ops, "
+        f"{sizes['throughput_users']:,} users; official: {sizes['official_ops']:,} ops) "
+        f"| {_mm(_fig(t, 'amplitude_async', 'ops_per_second'))} "
+        f"| {_mm(_fig(t, 'raw_loop', 'ops_per_second'))} "
+        f"| {_mm(_fig(t, 'official_sdk', 'ops_per_second'))} |"
+    )
+    lines.append(
+        f"| client CPU, ms per 1,000 ops "
+        f"| {_mm(_fig(t, 'amplitude_async', 'cpu_ms_per_1000_ops'), 2)} "
+        f"| {_mm(_fig(t, 'raw_loop', 'cpu_ms_per_1000_ops'), 2)} "
+        f"| {_mm(_fig(t, 'official_sdk', 'cpu_ms_per_1000_ops'), 1)} |"
+    )
+    for label, key in (("p50", "p50"), ("p99", "p99"), ("p99.9", "p999")):
+        bold = "**2. caller cost**: " if key == "p50" else ""
+        lines.append(
+            f"| {bold}identify() {label}, us (pipeline busy) "
+            f"| {_mm(_fig(c, 'amplitude_async', 'identify_us.' + key), 2)} | - "
+            f"| {_mm(_fig(c, 'official_sdk', 'identify_us.' + key), 1)} |"
+        )
+    lines.append(
+        f"| worst event-loop stall, ms (1 ms ticker) "
+        f"| {_mm(_fig(c, 'amplitude_async', 'loop_stall.max_ms'), 1)} | - "
+        f"| {_mm(_fig(c, 'official_sdk', 'loop_stall.max_ms'), 1)} |"
+    )
+    mem = s.get("memory", {})
+    lines.append(
+        f"| **3. memory**, bytes per queued op ({sizes['memory_ops']:,} queued, server silent) "
+        f"| {_mm(_fig(mem, 'amplitude_async', 'bytes_per_op'))} "
+        f"(client's own {_mm(_fig(mem, 'amplitude_async', 'client_bytes_per_op'))}) | - | - |"
+    )
+    lines.append(f"| peak RSS, MB | {_mm(_fig(mem, 'amplitude_async', 'peak_rss_mb'))} | - | - |")
+    h = s.get("head_of_line", {})
+    lines.append(
+        f"| **4. head-of-line**: other 95%'s ops/s, 5% hot users throttled / not "
+        f"({sizes['hol_ops']:,} ops, {sizes['hol_users']:,} users) "
+        f"| {_mm(_fig(h, 'throttled', 'cold_ops_per_second'))} / "
+        f"{_mm(_fig(h, 'baseline', 'cold_ops_per_second'))} = {_ratio(result, 'head_of_line')} "
+        f"| - | - |"
+    )
+    violations = _fig(h, "throttled", "sequence_violations")
+    lines.append(
+        f"| hot users' operations out of order | {_mm(violations) if violations else '-'} | - | - |"
+    )
+    lines += [
+        "",
+        "Also measured: "
+        f"amplitude-async with coalescing off {_mm(_fig(t, 'amplitude_async_no_coalesce', 'ops_per_second'))} ops/s; "
+        f"the raw loop with bodies encoded beforehand (HTTP and the sink only) "
+        f"{_mm(_fig(t, 'raw_http', 'ops_per_second'))} ops/s.",
+        "",
+        "## Targets (ratios from this run)",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    for row in result.get("targets", []):
+        value = row["value"]
+        shown = "-" if value is None else f"{value:g}"
+        verdict = (
+            "not measured"
+            if row["met"] is None
+            else ("met" if row["met"] else f"missed: {row['by']}")
+        )
+        lines.append(f"| {row['what']} {row['target']} | {shown} | {verdict} |")
+    notes = [row for row in result.get("targets", []) if row.get("note")]
+    if notes:
+        lines += ["", "Why the missed targets are missed:", ""]
+        lines += [f"- **{row['name']}**: {row['note']}" for row in notes]
+    if result.get("errors"):
+        lines += ["", f"**{result['errors']} run(s) failed**; see latest.json."]
+    return "\n".join(lines) + "\n"
+
+
+# -- the chart ---------------------------------------------------------------------------------
+
+
+def draw(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = result["scenarios"]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    m = result["machine"]
+    fig.suptitle(
+        f"amplitude-async benchmark, {result['date']}: {m['cpu_model']}, {m['cpus']} CPUs, "
+        f"{m['python']} (median, bars: min-max of {result['sizes']['repeats']} runs)",
+        fontsize=10,
+    )
+
+    def bars(
+        ax: Any, labels: list[str], figures: list[dict[str, float] | None], color: Any
+    ) -> None:
+        shown = [(lab, f) for lab, f in zip(labels, figures, strict=True) if f is not None]
+        if not shown:
+            ax.text(0.5, 0.5, "not measured", ha="center", transform=ax.transAxes)
+            return
+        names = [lab for lab, _ in shown]
+        med = [f["median"] for _, f in shown]
+        err = [
+            [f["median"] - f["min"] for _, f in shown],
+            [f["max"] - f["median"] for _, f in shown],
+        ]
+        rects = ax.barh(names, med, xerr=err, color=color, capsize=3)
+        ax.invert_yaxis()
+        for rect, value in zip(rects, med, strict=True):
+            ax.annotate(
+                f"{value:,.0f}" if value >= 100 else f"{value:.1f}",
+                (rect.get_width(), rect.get_y() + rect.get_height() / 2),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
+
+    t = s.get("throughput", {})
+    order = [
+        "raw_http",
+        "raw_loop",
+        "amplitude_async",
+        "amplitude_async_no_coalesce",
+        "official_sdk",
+    ]
+    ax = axes[0][0]
+    bars(
+        ax,
+        [CONTENDER_NAMES[k] for k in order],
+        [_fig(t, k, "ops_per_second") for k in order],
+        ["#bbbbbb", "#888888", "#1f77b4", "#6baed6", "#d62728"],
+    )
+    ax.set_title("1. throughput: operations delivered per second", fontsize=10)
+    ax.set_xlabel("ops/s (higher is better)")
+
+    c = s.get("caller_cost", {})
+    ax = axes[0][1]
+    labels, figures, colors = [], [], []
+    for key, name, color in (
+        ("amplitude_async", "amplitude-async", "#1f77b4"),
+        ("official_sdk", "official SDK", "#d62728"),
+    ):
+        for pct in ("p50", "p99", "p999"):
+            labels.append(f"{name} {pct.replace('p999', 'p99.9')}")
+            figures.append(_fig(c, key, "identify_us." + pct))
+            colors.append(color)
+    bars(ax, labels, figures, colors)
+    ax.set_xscale("log")
+    ax.set_title("2. identify() latency while the pipeline is busy", fontsize=10)
+    ax.set_xlabel("microseconds, log scale (lower is better)")
+
+    h = s.get("head_of_line", {})
+    ax = axes[1][0]
+    bars(
+        ax,
+        ["no throttling", "5% of users throttled (429)"],
+        [_fig(h, "baseline", "cold_ops_per_second"), _fig(h, "throttled", "cold_ops_per_second")],
+        ["#1f77b4", "#ff7f0e"],
+    )
+    ratio = result.get("ratios", {}).get("head_of_line", {}).get("value")
+    ax.set_title(
+        "4. head-of-line: the other 95% of users' delivered ops/s"
+        + (f" (ratio {ratio:.2f}, target 0.9)" if ratio is not None else ""),
+        fontsize=10,
+    )
+    ax.set_xlabel("ops/s (higher is better)")
+
+    mem = s.get("memory", {})
+    ax = axes[1][1]
+    total = _fig(mem, "amplitude_async", "bytes_per_op")
+    own = _fig(mem, "amplitude_async", "client_bytes_per_op")
+    if total is not None and own is not None:
+        op_part = total["median"] - own["median"]
+        ax.barh(["per queued operation"], [op_part], color="#9ecae1", label="the Identify")
+        ax.barh(
+            ["per queued operation"],
+            [own["median"]],
+            left=[op_part],
+            color="#1f77b4",
+            label="the client's receipt, lane, queue",
+        )
+        ax.axvline(400, color="#d62728", linestyle="--", label="target: under 400 B")
+        ax.annotate(
+            f"{total['median']:,.0f} B", (total["median"], 0), xytext=(4, 0),
+            textcoords="offset points", va="center", fontsize=8,
+        )  # fmt: skip
+        ax.legend(fontsize=8, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "not measured", ha="center", transform=ax.transAxes)
+    ax.set_title(
+        f"3. memory: {result['sizes']['memory_ops']:,} operations queued, server silent",
+        fontsize=10,
+    )
+    ax.set_xlabel("bytes (lower is better)")
+    ax.set_xlim(0, max(500, (total or {"median": 0})["median"] * 1.25))
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
