@@ -210,7 +210,8 @@ class AmplitudeClient:
         """Stop intake, deliver what can be delivered within ``shutdown_timeout``, and fail
         the rest with reason "shutdown". Returns the undelivered operations (also handed
         to ``on_undelivered`` and appended to ``spool_path`` when set). Closing twice is
-        harmless."""
+        harmless. If the spool cannot be written, the :class:`OSError` is raised after
+        everything else is done (outcomes, ``on_undelivered``, the session closed)."""
         if self._state in (_State.CLOSING, _State.CLOSED):
             return []
         if self._state is _State.UNOPENED:
@@ -228,7 +229,10 @@ class AmplitudeClient:
                 await self._drain()
         finally:
             # Also when the owner task is cancelled while draining: stop, then resolve.
-            undelivered = await self._stop_and_fail_leftovers()
+            undelivered, spool_error = await self._stop_and_fail_leftovers()
+        if spool_error is not None:
+            # Everything else is done (outcomes, on_undelivered, closed): say it loudly.
+            raise spool_error
         return undelivered
 
     async def _drain(self) -> None:
@@ -242,13 +246,16 @@ class AmplitudeClient:
                 self._settled.clear()
                 await self._clock.wait(self._settled, self._acc.next_deadline())
 
-    async def _stop_and_fail_leftovers(self) -> list[Identify]:
+    async def _stop_and_fail_leftovers(self) -> tuple[list[Identify], OSError | None]:
+        """Stop every task, fail what is left with "shutdown", spool it, close. Returns
+        the undelivered operations and the error that kept them from the spool, if any."""
         assert self._tg is not None
         # Stop the sender and any request still in flight; their operations go back
         # to their lanes (see _send_batch) and are failed below. The task group's own
         # scope must be exited first (anyio scopes close last-in, first-out).
         self._tg.cancel_scope.cancel()
         undelivered: list[Identify] = []
+        spool_error: OSError | None = None
         try:
             await self._tg.__aexit__(None, None, None)
         finally:
@@ -256,20 +263,30 @@ class AmplitudeClient:
             # every receipt still gets its outcome and the session is closed.
             with anyio.CancelScope(shield=True):
                 undelivered = self._fail_leftovers()
-                if undelivered and self._config.spool_path:
-                    await anyio.to_thread.run_sync(
-                        write_spool, self._config.spool_path, undelivered
-                    )
+                path = self._config.spool_path
+                if undelivered and path:
+                    try:
+                        await anyio.to_thread.run_sync(write_spool, path, undelivered)
+                    except OSError as exc:
+                        # Not written: still close and hand the operations over below.
+                        spool_error = exc
+                        logger.error(
+                            "could not append %d undelivered operation(s) to the spool %s: %s",
+                            len(undelivered),
+                            path,
+                            exc,
+                        )
                 if self._session is not None:
                     await self._session.close()
-                self._finish_close(undelivered)
-        return undelivered
+                self._finish_close(undelivered, spooled=spool_error is None)
+        return undelivered, spool_error
 
-    def _finish_close(self, undelivered: list[Identify]) -> None:
+    def _finish_close(self, undelivered: list[Identify], *, spooled: bool = True) -> None:
         self._state = _State.CLOSED
         self._release_flush_waiters(force=True)
         if undelivered:
-            where = f"; appended to {self._config.spool_path}" if self._config.spool_path else ""
+            path = self._config.spool_path
+            where = f"; appended to {path}" if path and spooled else ""
             logger.warning(
                 "closed with %d operation(s) undelivered (reason shutdown)%s",
                 len(undelivered),

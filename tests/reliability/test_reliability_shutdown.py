@@ -1,0 +1,231 @@
+"""Shutdown under each fault: aclose() resolves every receipt within shutdown_timeout
+(plus a small margin), spools exactly what it did not deliver, and re-sending the spool
+(through a new client, and through ``amplitude-async import``) delivers it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import amplitude_async as aa
+from amplitude_async import AmplitudeClient, Delivered, Failed, FailureReason, Identify
+from amplitude_async.emulator import Emulator, Faults
+
+from ..conftest import fast_config
+from .harness import KEY, SECRET, Workload, applied_seqs, build, wait_until
+
+SHUTDOWN_TIMEOUT = 0.5
+#: aclose() may take this much longer than shutdown_timeout: cancelling in-flight
+#: requests, writing the spool in a worker thread, closing the session.
+MARGIN = 0.5
+
+Summary = Callable[[str, str], None]
+
+
+def _hang(emu: Emulator) -> None:
+    emu.set_faults(Faults(rate_hang=1.0, hang_seconds=60))
+
+
+def _paused(emu: Emulator) -> None:
+    emu.pause()
+
+
+def _503(emu: Emulator) -> None:
+    emu.set_faults(Faults(rate_503=1.0))
+
+
+def _500_applied(emu: Emulator) -> None:
+    emu.set_faults(Faults(rate_5xx_after=1.0))
+
+
+def _reset(emu: Emulator) -> None:
+    emu.set_faults(Faults(rate_reset=1.0))
+
+
+def _throttled(emu: Emulator) -> None:
+    emu.throttle(users=[f"user-{i:04d}" for i in range(200)])
+
+
+def _slow(emu: Emulator) -> None:
+    emu.set_faults(Faults(latency=0.05))
+
+
+def _healthy(emu: Emulator) -> None:
+    pass
+
+
+FAULTS: dict[str, Callable[[Emulator], None]] = {
+    "healthy": _healthy,
+    "slow": _slow,
+    "hang": _hang,
+    "paused": _paused,
+    "503_always": _503,
+    "500_applied_always": _500_applied,
+    "reset_always": _reset,
+    "throttled_past_shutdown": _throttled,
+    "server_down": _healthy,  # the emulator is stopped before the client starts
+}
+
+
+async def _close_under(
+    name: str, tmp_path: Path
+) -> tuple[list[Identify], list[aa.Receipt], list[dict[str, Any]], float, Emulator]:
+    """Queue a workload against a faulty emulator, close, and return what was spooled."""
+    spool = tmp_path / f"{name}.jsonl"
+    emu = Emulator(api_keys=[KEY], secret_key=SECRET, eps_threshold=None)
+    await emu.start()
+    FAULTS[name](emu)
+    if name == "server_down":
+        await emu.close()
+    ops, _, _ = build(Workload(ops=1500, users=150, device_share=0, both_share=0))
+    cfg = fast_config(
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        request_timeout=5.0,
+        retry_deadline=60.0,
+        throttle_hold=30.0,
+        batch_max_items=25,
+        spool_path=str(spool),
+    )
+    amp = AmplitudeClient(KEY, server_url=emu.identify_url, config=cfg)
+    try:
+        async with amp:
+            receipts = [await amp.identify(op) for op in ops]
+            await wait_until(lambda: amp.stats().requests > 0 or name == "server_down")
+            started = time.perf_counter()
+            returned = await amp.aclose()
+            elapsed = time.perf_counter() - started
+    finally:
+        await emu.close()
+    lines = [json.loads(line) for line in spool.read_text().splitlines()] if spool.exists() else []
+    assert [op.to_dict() for op in returned] == lines
+    return ops, receipts, lines, elapsed, emu
+
+
+def _seqs(identification: dict[str, Any]) -> list[int]:
+    value = identification["user_properties"]["$append"]["log"]
+    return list(value) if isinstance(value, list) else [value]
+
+
+async def _resend(lines: list[dict[str, Any]]) -> Emulator:
+    """Re-send spooled lines through a new client into a fresh emulator."""
+    emu = Emulator(api_keys=[KEY], secret_key=SECRET, eps_threshold=None)
+    await emu.start()
+    try:
+        async with AmplitudeClient(KEY, server_url=emu.identify_url, config=fast_config()) as amp:
+            receipts = [await amp.identify(Identify.from_dict(line)) for line in lines]
+            await asyncio.wait_for(amp.flush(), 20)
+        assert all(isinstance(r.outcome, Delivered) for r in receipts)
+    finally:
+        await emu.close()
+    return emu
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+async def test_aclose_under_fault_resolves_spools_and_the_spool_delivers(
+    name: str, tmp_path: Path, summary: Summary
+) -> None:
+    ops, receipts, lines, elapsed, first = await _close_under(name, tmp_path)
+    # Every receipt resolved, in time, with Delivered or Failed(shutdown).
+    assert elapsed <= SHUTDOWN_TIMEOUT + MARGIN, f"aclose() took {elapsed:.2f}s"
+    outcomes = [r.outcome for r in receipts]
+    assert all(o is not None for o in outcomes)
+    failures = {seq: o for seq, o in enumerate(outcomes) if isinstance(o, Failed)}
+    assert {o.reason for o in failures.values()} <= {FailureReason.SHUTDOWN}
+    failed = sorted(failures)
+    # Exactly the operations failed with "shutdown" were spooled, each once.
+    spooled = [seq for line in lines for seq in _seqs(line)]
+    assert sorted(spooled) == failed
+    # Spool lines keep each identity's order.
+    per_user: dict[str, list[int]] = {}
+    for line in lines:
+        per_user.setdefault(line["user_id"], []).extend(_seqs(line))
+    assert all(seqs == sorted(seqs) for seqs in per_user.values())
+    if name == "healthy":
+        assert not failed
+    elif name != "slow":
+        assert len(failed) > 1000, "the fault should have kept most operations undelivered"
+    # Re-sending the spool delivers it: together, every operation reached a server.
+    second = await _resend(lines)
+    delivered_first = {s for _, _, seqs in applied_seqs(first.applied) for s in seqs}
+    delivered_second = [s for _, _, seqs in applied_seqs(second.applied) for s in seqs]
+    assert sorted(delivered_second) == sorted(spooled)
+    assert delivered_first | set(delivered_second) == set(range(len(ops)))
+    if name != "500_applied_always":
+        # Only an ambiguous answer may have applied something that was then spooled.
+        assert delivered_first.isdisjoint(delivered_second)
+    summary(
+        f"shutdown[{name}]",
+        f"ops={len(ops)} aclose={elapsed:.3f}s (timeout {SHUTDOWN_TIMEOUT}s) "
+        f"delivered={len(ops) - len(failed)} spooled={len(spooled)} "
+        f"resent_delivered={len(delivered_second)} "
+        f"applied_before_and_resent={len(delivered_first & set(delivered_second))}",
+    )
+
+
+async def test_the_cli_import_delivers_a_spool(tmp_path: Path, summary: Summary) -> None:
+    """``amplitude-async import`` of a shutdown spool delivers every line, in order."""
+    pytest.importorskip(
+        "amplitude_async._cli._import", reason="the CLI import command is not in this checkout"
+    )
+    _, _, lines, _, _ = await _close_under("hang", tmp_path)
+    spool = tmp_path / "hang.jsonl"
+    assert lines
+    async with Emulator(api_keys=[KEY], secret_key=SECRET, eps_threshold=None) as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLITUDE_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from amplitude_async._cli import main; main()",
+            "import",
+            str(spool),
+            "--no-progress",
+            "--api-key",
+            KEY,
+            "--server-url",
+            emu.identify_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, (out.decode(), err.decode())
+        applied = applied_seqs(emu.applied)
+    spooled = [seq for line in lines for seq in _seqs(line)]
+    assert sorted(s for _, _, seqs in applied for s in seqs) == sorted(spooled)
+    per_user: dict[str, list[int]] = {}
+    for _, key, seqs in applied:
+        per_user.setdefault(key, []).extend(seqs)
+    assert all(seqs == sorted(seqs) for seqs in per_user.values())
+    assert KEY not in out.decode() + err.decode()
+    summary("shutdown[cli_import]", f"spooled={len(spooled)} imported_and_applied={len(spooled)}")
+
+
+async def test_a_spool_that_cannot_be_written_still_closes_and_hands_everything_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spool path is a directory: aclose() still resolves, closes, calls
+    on_undelivered and returns the operations, logs the failure, and raises it."""
+    handed: list[Identify] = []
+    cfg = fast_config(shutdown_timeout=0.1, spool_path=str(tmp_path), on_undelivered=handed.extend)
+    amp = AmplitudeClient(KEY, server_url="http://127.0.0.1:9/identify", config=cfg)
+    caplog.set_level(logging.ERROR, logger="amplitude_async")
+    await amp.__aenter__()
+    receipts = [await amp.identify(Identify(user_id=f"user-{i:04d}").set("n", i)) for i in range(5)]
+    with pytest.raises(OSError):
+        await amp.aclose()
+    assert amp.closed
+    assert all(
+        isinstance(r.outcome, Failed) and r.outcome.reason is FailureReason.SHUTDOWN
+        for r in receipts
+    )
+    assert len(handed) == 5
+    assert any("spool" in record.getMessage() for record in caplog.records)
