@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from ._coalesce import Group, coalesce, single
+from ._coalesce import MERGE_BYTES_MAX, Group, coalesce, single
 from ._encode import BatchEncoder
 from ._outcome import Receipt
 
@@ -86,6 +86,9 @@ class Accumulator:
         self._max_bytes = max_bytes
         #: Current body-size limit: lowered after a 413, recovers on success.
         self.size_limit = max_bytes
+        #: Merged identifications stay under this estimate of JSON bytes, so that a
+        #: merge always fits in a body (form escaping can triple it).
+        self._merge_max = _merge_bound(max_bytes)
         self._flush_interval = flush_interval
         self._coalesce = coalesce
         self._lanes: dict[str, Lane] = {}
@@ -191,14 +194,23 @@ class Accumulator:
             receipts = self._sendable_prefix(lane, now)
             if not receipts:
                 continue
-            lane_groups = coalesce(receipts) if self._coalesce else [single(r) for r in receipts]
+            if self._coalesce:
+                lane_groups = coalesce(receipts, max_bytes=self._merge_max)
+            else:
+                lane_groups = [single(r) for r in receipts]
             sent = done = 0
-            for group in lane_groups:
+            while done < len(lane_groups):
+                group = lane_groups[done]
                 if group.encoded is None:
                     group.encoded = encoder.encode_item(group.wire)
                     group.size = encoder.item_size(group.encoded)
                 item = group.size
                 if alone + item > self._max_bytes:
+                    if len(group.receipts) > 1:
+                        # A merge grew too large (the merge bound is an estimate):
+                        # its operations go on unmerged.
+                        lane_groups[done : done + 1] = [single(r) for r in group.receipts]
+                        continue
                     # Could never be sent, however small the batch: fails alone.
                     too_large.append(group)
                     done += 1
@@ -232,15 +244,19 @@ class Accumulator:
     def settle(
         self,
         batch: Batch,
-        back: Iterable[Group],
+        back: Iterable[Receipt],
         now: float,
         not_before: float | None = None,
     ) -> None:
-        """A batch's request is over: put ``back`` (in batch order) at the front of their
-        lanes, then free the lanes (parking them until ``not_before`` if given)."""
+        """A batch's request is over: put ``back`` (operations without an outcome, in
+        batch order) at the front of their lanes, then free the lanes (parking them
+        until ``not_before`` if given)."""
         returned: dict[str, list[Receipt]] = {}
-        for group in back:
-            returned.setdefault(group.key, []).extend(group.receipts)
+        for receipt in back:
+            op = receipt.op
+            key = op.user_id if op.user_id is not None else op.device_id
+            assert key is not None
+            returned.setdefault(key, []).append(receipt)
         for lane in batch.lanes:
             receipts = returned.get(lane.key)
             if receipts:
@@ -265,11 +281,22 @@ class Accumulator:
     def shrink(self, failed_size: int) -> None:
         """A request of ``failed_size`` bytes got 413: send smaller bodies from now on."""
         self.size_limit = max(1024, min(self.size_limit, failed_size // 2))
+        self._merge_max = _merge_bound(self.size_limit)
 
     def recover(self) -> None:
         """A request succeeded: let the size limit grow back towards the configured one."""
         if self.size_limit < self._max_bytes:
             self.size_limit = min(self._max_bytes, self.size_limit + self.size_limit // 8 + 1)
+            self._merge_max = _merge_bound(self.size_limit)
+
+    def unmerge(self, group: Group) -> list[Group]:
+        """The operations of a merged group as single, encoded groups (in order)."""
+        encoder = self._encoder
+        singles = [single(r) for r in group.receipts]
+        for one in singles:
+            one.encoded = encoder.encode_item(one.wire)
+            one.size = encoder.item_size(one.encoded)
+        return singles
 
     def drain_all(self) -> list[Receipt]:
         """Take every operation still in a lane (at shutdown), in lane order."""
@@ -368,3 +395,9 @@ class Accumulator:
             table = self._held_users if is_user else self._held_devices
             if table.get(name) == until:
                 del table[name]
+
+
+def _merge_bound(size_limit: int) -> int:
+    """How large (estimated JSON bytes) a merge may grow under a body-size limit: a
+    third of it, since form escaping can triple JSON; never above MERGE_BYTES_MAX."""
+    return min(MERGE_BYTES_MAX, size_limit // 3)

@@ -632,15 +632,21 @@ class AmplitudeClient:
         finally:
             # Whatever has no outcome goes back to the front of its lane, in batch order
             # (also when cancelled at shutdown, so aclose() can fail and spool it).
-            back = [g for g in batch.groups if g.receipts[0].outcome is None]
+            # Per operation, not per group: a merged group that was re-sent unmerged
+            # (413, 400) may have some of its operations resolved and others not.
+            back = [r for r in batch.receipts() if r.outcome is None]
             if back:
-                self._counters.retried += sum(len(g.receipts) for g in back)
+                self._counters.retried += len(back)
             self._acc.settle(batch, back, self._clock.now(), attempt.not_before)
             self._in_flight -= 1
             self._poke()
 
-    async def _attempt(self, groups: list[Group], attempt: _Attempt) -> None:
-        """Send ``groups`` as one request and act on the answer (recursing to narrow a 400)."""
+    async def _attempt(
+        self, groups: list[Group], attempt: _Attempt, *, split: bool = False
+    ) -> None:
+        """Send ``groups`` as one request and act on the answer (recursing to narrow a
+        400, and to send a merged identification's operations alone after a 413;
+        ``split``: this request is such a part, so a 413 is bisected in place)."""
         if attempt.blocked:
             # An earlier part of this batch went back: later operations of the same
             # lanes must not overtake it.
@@ -678,7 +684,7 @@ class AmplitudeClient:
         elif kind is VerdictKind.THROTTLED:
             self._on_throttled(groups, verdict, attempt)
         elif kind is VerdictKind.TOO_LARGE:
-            self._on_too_large(groups, verdict, len(body), attempt)
+            await self._on_too_large(groups, verdict, len(body), attempt, split)
         elif kind is VerdictKind.INVALID:
             await self._on_invalid(groups, verdict, attempt)
         elif kind is VerdictKind.AUTH:
@@ -743,10 +749,10 @@ class AmplitudeClient:
             else "",
         )
 
-    def _on_too_large(
-        self, groups: list[Group], verdict: Verdict, size: int, attempt: _Attempt
+    async def _on_too_large(
+        self, groups: list[Group], verdict: Verdict, size: int, attempt: _Attempt, split: bool
     ) -> None:
-        if len(groups) == 1:
+        if len(groups) == 1 and len(groups[0].receipts) == 1:
             self._fail_group(
                 groups[0],
                 FailureReason.TOO_LARGE,
@@ -756,6 +762,16 @@ class AmplitudeClient:
             return
         self._counters.splits += 1
         self._acc.shrink(size)
+        if len(groups) == 1 or split:
+            # One merged identification (or a part of one) too large: its operations may
+            # well fit alone. Send them unmerged now, halving until each goes alone, so
+            # that only an operation too large by itself fails with too_large.
+            if len(groups) == 1:
+                groups = self._acc.unmerge(groups[0])
+            middle = len(groups) // 2
+            await self._attempt(groups[:middle], attempt, split=True)
+            await self._attempt(groups[middle:], attempt, split=True)
+            return
         attempt.blocked.update(g.key for g in groups)
         logger.info(
             "HTTP %s from %s for %d bytes: re-sending in smaller requests (limit now %d bytes)",
@@ -767,8 +783,13 @@ class AmplitudeClient:
 
     async def _on_invalid(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
         indices = verdict.indices
-        if indices is not None and all(0 <= i < len(groups) for i in indices):
-            # The server named the bad items and applied nothing: fail those, re-send the rest.
+        if (
+            indices is not None
+            and all(0 <= i < len(groups) for i in indices)
+            and all(len(groups[i].receipts) == 1 for i in indices)
+        ):
+            # The server named the bad items and applied nothing: fail those, re-send the
+            # rest. (A merged item named is narrowed below to the operations at fault.)
             for index in sorted(indices):
                 self._fail_group(
                     groups[index], FailureReason.INVALID, verdict.message, verdict.status
@@ -777,6 +798,11 @@ class AmplitudeClient:
             self._log_invalid(len(indices), verdict)
             return
         if len(groups) == 1:
+            if len(groups[0].receipts) > 1:
+                # A merged identification refused: narrow it to the operations at fault.
+                self._counters.splits += 1
+                await self._attempt(self._acc.unmerge(groups[0]), attempt)
+                return
             self._fail_group(groups[0], FailureReason.INVALID, verdict.message, verdict.status)
             self._log_invalid(1, verdict)
             return
