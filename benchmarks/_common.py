@@ -130,6 +130,16 @@ def control(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any
         return json.loads(response.read())
 
 
+def server_load(before: dict[str, Any], after: dict[str, Any], seconds: float) -> dict[str, float]:
+    """The sink's CPU use between two of its answers (``/_reset`` then ``/count``): how
+    busy the server was. Near 1.0 the server, not the client, set the pace."""
+    cpu = float(after["cpu_seconds"]) - float(before["cpu_seconds"])
+    return {
+        "server_cpu_seconds": round(cpu, 3),
+        "server_busy": round(cpu / seconds, 3) if seconds else 0.0,
+    }
+
+
 def calibrate(rounds: int = 5) -> dict[str, float]:
     """Host speed: the best of ``rounds`` runs of a fixed pure-Python loop (ms).
 

@@ -7,6 +7,9 @@ server, is what a throughput benchmark measures. ``GET /count`` reports the tota
 For the benchmark suite (benchmarks/suite.py) it also has a few controls, all off by
 default so ``python -m benchmarks.throughput`` measures the same lean path as before:
 
+``GET /count`` also says the sink's own CPU seconds so far (``cpu_seconds``): a run
+that kept the sink busy most of its wall time was measuring the sink.
+
 - ``POST /_reset``  zero the counters; body ``{"track_seq": true}`` turns on the order
   check: every accepted identification's ``$append.seq`` values (scalar or list) must
   continue its user's sequence 0, 1, 2, ... (``GET /_seq`` reports it).
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -152,6 +156,7 @@ class Sink:
                 "throttled_requests": self.throttled_requests,
                 "hanging": self.hanging,
                 "pid": os.getpid(),
+                "cpu_seconds": time.process_time(),
                 "cpus": sorted(os.sched_getaffinity(0))
                 if hasattr(os, "sched_getaffinity")
                 else None,
@@ -165,7 +170,7 @@ class Sink:
         self.track_seq = bool(options.get("track_seq", False))
         self.seq_next = {}
         self.seq_violations = self.seq_values = 0
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "cpu_seconds": time.process_time()})
 
     async def throttle(self, request: web.Request) -> web.Response:
         self.throttled = set((await request.json()).get("users", []))

@@ -29,7 +29,7 @@ import msgspec
 
 from amplitude_async._encode import form_escape
 
-from ._common import Ticker, control, peak_rss, percentiles_us
+from ._common import Ticker, control, peak_rss, percentiles_us, server_load
 
 API_KEY = "bench-api-key"
 PLANS = ("free", "pro", "team", "enterprise")
@@ -71,7 +71,7 @@ def official_sdk(
     ]
     gc.collect()
     gc.freeze()
-    control(base_url, "/_reset", {})
+    reset = control(base_url, "/_reset", {})
     client = Amplitude(API_KEY, Config(server_url=base_url + "/2/httpapi"))
     result: dict[str, Any] = {}
     started = time.perf_counter()
@@ -88,7 +88,9 @@ def official_sdk(
     client.shutdown()  # flushes what is buffered and joins the sender pool
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    delivered = control(base_url, "/count")["identifications"]
+    server = control(base_url, "/count")
+    delivered = server["identifications"]
+    result.update(server_load(reset, server, elapsed))
     result.update(
         {
             "ops": ops,
@@ -147,22 +149,30 @@ def raw_loop(
     batch: int = 1000,
     in_flight: int = 4,
     pre_encoded: bool = False,
+    rounds: int = 1,
 ) -> dict[str, Any]:
-    """Post the workload as fast as one process can; see the module docstring."""
-    batches = raw_batches(ops, users, batch)
+    """Post the workload as fast as one process can; see the module docstring.
+
+    ``rounds`` posts the same batches that many times (``ops * rounds`` delivered): the
+    loop is so quick that one pass is over before timing noise settles.
+    """
+    batches = raw_batches(ops, users, batch) * rounds
     prefix = b"api_key=" + form_escape(API_KEY.encode()) + b"&identification="
     encode = msgspec.json.Encoder().encode
     bodies = [prefix + form_escape(encode(b)) for b in batches] if pre_encoded else None
     gc.collect()
     gc.freeze()
-    control(base_url, "/_reset", {})
+    reset = control(base_url, "/_reset", {})
     result = asyncio.run(_raw(base_url, batches, bodies, prefix, in_flight))
-    delivered = control(base_url, "/count")["identifications"]
+    server = control(base_url, "/count")
+    delivered = server["identifications"]
+    result.update(server_load(reset, server, result["seconds"]))
     result.update(
         {
-            "ops": ops,
+            "ops": ops * rounds,
             "delivered": delivered,
             "ops_per_second": round(delivered / result["seconds"]),
+            "rounds": rounds,
             "pre_encoded": pre_encoded,
             "batch": batch,
             "in_flight": in_flight,

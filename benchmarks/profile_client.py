@@ -1,7 +1,7 @@
 """Where the client's time goes: one suite scenario in-process under cProfile.
 
     python -m benchmarks.profile_client                       # throughput, 200,000 ops
-    python -m benchmarks.profile_client --scenario hol        # head-of-line, throttled
+    python -m benchmarks.profile_client --scenario hol --users 10000   # head-of-line, throttled
     python -m benchmarks.profile_client --sort cumulative --top 40
 
 Starts its own sink (pinned to the other CPU), pins itself to CPU 0, runs the scenario
@@ -13,21 +13,27 @@ small calls, so read the shares, not the absolute figures).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
+import gc
 import io
 import pstats
 from typing import Any
 
+from amplitude_async import ClientConfig
+
 from . import scenarios
-from ._common import CLIENT_CPU, pin
+from ._common import CLIENT_CPU, control, pin
 from .suite import sink_process
+from .throughput import workload
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenario", choices=("throughput", "hol", "memory"), default="throughput")
+    parser.add_argument("--scenario", choices=("throughput", "hol"), default="throughput")
+    parser.add_argument("--hold", type=float, default=0.5, help="throttle_hold for --scenario hol")
     parser.add_argument("--ops", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--sort", choices=("tottime", "cumulative"), default="tottime")
@@ -38,13 +44,22 @@ def main(argv: list[str] | None = None) -> None:
     profiler = cProfile.Profile()
     with sink_process() as (url, _):
         run: dict[str, Any]
-        profiler.enable()
+        # Build the workload first: only the client's run is profiled.
         if args.scenario == "throughput":
-            run = scenarios.ours(url, args.ops, args.users)
-        elif args.scenario == "hol":
-            run = scenarios.head_of_line(url, args.ops, args.users, throttled=True)
+            work = workload(args.ops, args.users)
+            config = ClientConfig(queue_max=max(100_000, args.ops))
+            gc.collect()
+            gc.freeze()
+            profiler.enable()
+            run = asyncio.run(scenarios._ours(url, work, config, False, 100))
         else:
-            run = scenarios.memory(url, args.ops, args.users)
+            work, hot, _counts = scenarios.hol_workload(args.ops, args.users, 0.05, 10)
+            gc.collect()
+            gc.freeze()
+            control(url, "/_reset", {"track_seq": True})
+            control(url, "/_throttle", {"users": sorted(hot)})
+            profiler.enable()
+            run = asyncio.run(scenarios._hol(url, work, hot, args.hold, True))
         profiler.disable()
     print({k: v for k, v in run.items() if not isinstance(v, dict)})
     out = io.StringIO()

@@ -27,7 +27,16 @@ from typing import Any
 from amplitude_async import AmplitudeClient, ClientConfig, Identify, Outcome
 
 from . import peers
-from ._common import CLIENT_CPU, Ticker, affinity, control, current_rss, peak_rss, pin
+from ._common import (
+    CLIENT_CPU,
+    Ticker,
+    affinity,
+    control,
+    current_rss,
+    peak_rss,
+    pin,
+    server_load,
+)
 from ._common import percentiles_us as _percentiles
 from .throughput import workload
 
@@ -65,10 +74,11 @@ def ours(
     work = workload(ops, users)
     gc.collect()
     gc.freeze()
-    control(base_url, "/_reset", {})
+    reset = control(base_url, "/_reset", {})
     config = ClientConfig(coalesce=coalesce, queue_max=max(100_000, ops))
     result = asyncio.run(_ours(base_url, work, config, timed_calls, yield_every))
     server = control(base_url, "/count")
+    result.update(server_load(reset, server, result["seconds"]))
     result.update(
         {
             "ops": ops,
@@ -244,25 +254,27 @@ def head_of_line(
     throttled: bool,
     hot_share: float = 0.05,
     hot_weight: int = 10,
-    hold: float = 0.5,
+    hold: float | None = None,
 ) -> dict[str, Any]:
     """Delivered rate of the cold users, with the hot ones throttled (429) or not.
 
     With ``throttled`` the sink answers 429 naming the hot users to every request that
     carries one of them until all cold operations are delivered; then it lets them
-    through and the client's flush() delivers the rest. ``throttle_hold`` is ``hold``
-    (not Amplitude's 15 s) so the hot lanes come back and are refused again and again
-    during the run. The sink checks every user's sequence.
+    through and the client's flush() delivers the rest. ``hold`` is the client's
+    ``throttle_hold`` (None: the default, Amplitude's 15 s: each hot user is refused
+    about once during the run; 0.5 s: its lane comes back, with its whole backlog, and is
+    refused again every half second). The sink checks every user's sequence.
     """
     work, hot, counts = hol_workload(ops, users, hot_share, hot_weight)
     gc.collect()
     gc.freeze()
-    control(base_url, "/_reset", {"track_seq": True})
+    reset = control(base_url, "/_reset", {"track_seq": True})
     if throttled:
         control(base_url, "/_throttle", {"users": sorted(hot)})
     result = asyncio.run(_hol(base_url, work, hot, hold, throttled))
     seq = control(base_url, "/_seq")
     server = control(base_url, "/count")
+    result.update(server_load(reset, server, result["all_seconds"]))
     seen = seq["next"]
     wrong = [u for u, n in counts.items() if seen.get(u) != n]
     result.update(
@@ -272,7 +284,7 @@ def head_of_line(
             "hot_users": len(hot),
             "hot_ops": sum(counts[u] for u in hot),
             "throttled": throttled,
-            "throttle_hold": hold,
+            "throttle_hold": hold if hold is not None else ClientConfig().throttle_hold,
             "server_429s": server["throttled_requests"],
             "sequence_values": seq["values"],
             "sequence_violations": seq["violations"],
@@ -285,7 +297,7 @@ def head_of_line(
 
 
 async def _hol(
-    base_url: str, work: list[Identify], hot: set[str], hold: float, throttled: bool
+    base_url: str, work: list[Identify], hot: set[str], hold: float | None, throttled: bool
 ) -> dict[str, Any]:
     cold_total = sum(1 for op in work if op.user_id not in hot)
     cold_done = asyncio.Event()
@@ -300,14 +312,18 @@ async def _hol(
                 cold_finished = time.perf_counter()
                 cold_done.set()
 
-    config = ClientConfig(queue_max=len(work) + 1000, throttle_hold=hold, on_outcome=on_outcome)
+    config = ClientConfig(queue_max=len(work) + 1000, on_outcome=on_outcome)
+    if hold is not None:
+        config = config.replace(throttle_hold=hold)
     async with AmplitudeClient(API_KEY, server_url=base_url + "/identify", config=config) as amp:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         for i, op in enumerate(work):
             await amp.identify(op)
             if i % 100 == 0:
                 await asyncio.sleep(0)
         await asyncio.wait_for(cold_done.wait(), 300)
+        cold_cpu = time.process_time() - cpu_started
         if throttled:
             await asyncio.to_thread(control, base_url, "/_unthrottle", {})
         await amp.flush()
@@ -318,6 +334,9 @@ async def _hol(
         "cold_ops": cold_total,
         "cold_seconds": round(cold_seconds, 3),
         "cold_ops_per_second": round(cold_total / cold_seconds),
+        # CPU per operation enqueued, until the last cold one was delivered.
+        "cpu_ms_per_1000_ops": round(cold_cpu / len(work) * 1e6, 3),
+        "client_busy": round(cold_cpu / cold_seconds, 3),
         "all_seconds": round(finished - started, 3),
         "delivered": stats.delivered,
         "failed": stats.failed_total,
@@ -336,9 +355,11 @@ RUNNERS: dict[tuple[str, str], Runner] = {
     ("throughput", "amplitude_async_no_coalesce"): lambda url, p: ours(
         url, p["ops"], p["users"], coalesce=False
     ),
-    ("throughput", "raw_loop"): lambda url, p: peers.raw_loop(url, p["ops"], p["users"]),
+    ("throughput", "raw_loop"): lambda url, p: peers.raw_loop(
+        url, p["ops"], p["users"], rounds=p["rounds"]
+    ),
     ("throughput", "raw_http"): lambda url, p: peers.raw_loop(
-        url, p["ops"], p["users"], pre_encoded=True
+        url, p["ops"], p["users"], rounds=p["rounds"], pre_encoded=True
     ),
     ("throughput", "official_sdk"): lambda url, p: peers.official_sdk(url, p["ops"], p["users"]),
     ("caller_cost", "amplitude_async"): lambda url, p: ours(
@@ -353,6 +374,9 @@ RUNNERS: dict[tuple[str, str], Runner] = {
     ),
     ("head_of_line", "throttled"): lambda url, p: head_of_line(
         url, p["ops"], p["users"], throttled=True, hold=p["hold"]
+    ),
+    ("head_of_line", "throttled_short_hold"): lambda url, p: head_of_line(
+        url, p["ops"], p["users"], throttled=True, hold=p["short_hold"]
     ),
 }
 

@@ -43,6 +43,7 @@ FULL: dict[str, Any] = {
     "repeats": 3,
     "throughput_ops": 200_000,
     "throughput_users": 20_000,
+    "raw_rounds": 5,
     "official_ops": 50_000,
     "caller_ops": 200_000,
     "yield_every": 10,
@@ -50,13 +51,15 @@ FULL: dict[str, Any] = {
     "memory_users": 100_000,
     "hol_ops": 200_000,
     "hol_users": 10_000,
-    "hol_hold": 0.5,
+    "hol_hold": 0.0,
+    "hol_short_hold": 0.5,
 }
 #: A CI-sized run: every scenario and contender, tiny N, one repeat.
 SMOKE: dict[str, Any] = {
     "repeats": 1,
     "throughput_ops": 5_000,
     "throughput_users": 500,
+    "raw_rounds": 1,
     "official_ops": 2_000,
     "caller_ops": 5_000,
     "yield_every": 10,
@@ -64,7 +67,8 @@ SMOKE: dict[str, Any] = {
     "memory_users": 2_000,
     "hol_ops": 5_000,
     "hol_users": 500,
-    "hol_hold": 0.1,
+    "hol_hold": 0.3,
+    "hol_short_hold": 0.1,
 }
 
 #: (scenario, contender, needs the official SDK)
@@ -79,6 +83,7 @@ PLAN: tuple[tuple[str, str, bool], ...] = (
     ("memory", "amplitude_async", False),
     ("head_of_line", "baseline", False),
     ("head_of_line", "throttled", False),
+    ("head_of_line", "throttled_short_hold", False),
 )
 
 SCENARIOS = ("throughput", "caller_cost", "memory", "head_of_line")
@@ -87,13 +92,19 @@ SCENARIOS = ("throughput", "caller_cost", "memory", "head_of_line")
 def params_for(scenario: str, contender: str, sizes: dict[str, Any]) -> dict[str, Any]:
     if scenario == "throughput":
         ops = sizes["official_ops"] if contender == "official_sdk" else sizes["throughput_ops"]
-        return {"ops": ops, "users": sizes["throughput_users"]}
+        return {"ops": ops, "users": sizes["throughput_users"], "rounds": sizes["raw_rounds"]}
     if scenario == "caller_cost":
         ops = sizes["official_ops"] if contender == "official_sdk" else sizes["caller_ops"]
         return {"ops": ops, "users": sizes["throughput_users"], "yield_every": sizes["yield_every"]}
     if scenario == "memory":
         return {"ops": sizes["memory_ops"], "users": sizes["memory_users"]}
-    return {"ops": sizes["hol_ops"], "users": sizes["hol_users"], "hold": sizes["hol_hold"]}
+    return {
+        "ops": sizes["hol_ops"],
+        "users": sizes["hol_users"],
+        # 0: the client's default throttle_hold (15 s).
+        "hold": sizes["hol_hold"] or None,
+        "short_hold": sizes["hol_short_hold"],
+    }
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -222,7 +233,7 @@ def calibration() -> dict[str, float]:
 
 #: Figures summarised per scenario (dotted paths into a run's result).
 FIGURES: dict[str, tuple[str, ...]] = {
-    "throughput": ("ops_per_second", "cpu_ms_per_1000_ops", "peak_rss_mb"),
+    "throughput": ("ops_per_second", "cpu_ms_per_1000_ops", "peak_rss_mb", "server_busy"),
     "caller_cost": (
         "identify_us.p50",
         "identify_us.p99",
@@ -235,6 +246,8 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "memory": ("bytes_per_op", "client_bytes_per_op", "identify_object_bytes", "peak_rss_mb"),
     "head_of_line": (
         "cold_ops_per_second",
+        "cpu_ms_per_1000_ops",
+        "client_busy",
         "all_seconds",
         "server_429s",
         "sequence_violations",
@@ -311,12 +324,16 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
         per_repeat=_pairwise(result, "caller_cost", "official_sdk", "amplitude_async", p99),
     )
     cold = "cold_ops_per_second"
-    ratio(
-        "head_of_line",
-        _median(result, "head_of_line", "throttled", cold),
-        _median(result, "head_of_line", "baseline", cold),
-        per_repeat=_pairwise(result, "head_of_line", "throttled", "baseline", cold),
-    )
+    for name, contender in (
+        ("head_of_line", "throttled"),
+        ("head_of_line_short_hold", "throttled_short_hold"),
+    ):
+        ratio(
+            name,
+            _median(result, "head_of_line", contender, cold),
+            _median(result, "head_of_line", "baseline", cold),
+            per_repeat=_pairwise(result, "head_of_line", contender, "baseline", cold),
+        )
     return out
 
 
@@ -329,14 +346,19 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Each issue-6 target: the measured value, met or not, and by how much if not."""
     r = result["ratios"]
     hol_bad = None
-    if "throttled" in result["scenarios"].get("head_of_line", {}):
-        runs = [
-            x for x in result["scenarios"]["head_of_line"]["throttled"]["runs"] if "error" not in x
-        ]
-        if runs:
-            hol_bad = float(
-                sum(x["sequence_violations"] + x["hot_users_out_of_sequence"] for x in runs)
-            )
+    hol = result["scenarios"].get("head_of_line", {})
+    runs = [
+        x
+        for contender in ("throttled", "throttled_short_hold")
+        for x in hol.get(contender, {}).get("runs", [])
+        if "error" not in x
+    ]
+    if runs:
+        hol_bad = float(
+            sum(x["sequence_violations"] + x["hot_users_out_of_sequence"] for x in runs)
+        )
+    sizes = result["sizes"]
+    hold = f"throttle_hold {sizes['hol_hold'] or 15:g} s"
     rows: list[tuple[str, str, float | None, str, float, str]] = [
         # name, what, value, comparison, bound, unit
         ("throughput_vs_raw_loop", "throughput vs the raw aiohttp+msgspec loop",
@@ -345,11 +367,15 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
          r.get("throughput_vs_official_sdk", {}).get("value"), ">=", 20.0, "x"),
         ("identify_p99_vs_official_sdk", "identify() p99: official SDK's / ours",
          r.get("identify_p99_official_over_ours", {}).get("value"), ">=", 20.0, "x"),
-        ("head_of_line", "cold users' delivered rate, hot users throttled / not",
+        ("head_of_line", f"head-of-line: the other 95%'s rate, 5% throttled / not ({hold})",
          r.get("head_of_line", {}).get("value"), ">=", 0.9, "x"),
+        ("head_of_line_short_hold",
+         f"the same, throttle_hold {sizes['hol_short_hold']:g} s (refused again and again)",
+         r.get("head_of_line_short_hold", {}).get("value"), ">=", 0.9, "x"),
         ("hot_user_reordering", "hot users' operations out of order or missing (all runs)",
          hol_bad, "<=", 0.0, ""),
-        ("bytes_per_queued_op", "bytes per queued operation (1,000,000 queued, incl. the Identify)",
+        ("bytes_per_queued_op",
+         f"bytes per queued operation ({sizes['memory_ops']:,} queued, incl. the Identify)",
          _median(result, "memory", "amplitude_async", "bytes_per_op"), "<", 400.0, " B"),
         ("loop_stall", "worst event-loop stall while busy (max over runs)",
          _worst(result, "caller_cost", "amplitude_async", "loop_stall.max_ms"), "<=", 5.0, " ms"),
@@ -401,9 +427,11 @@ MISS_NOTES: dict[str, str] = {
         "speed, above its current CPU cost per operation."
     ),
     "head_of_line": (
-        "Each 429 sends the batch's other identities back for another request, and every "
-        "time a hot lane's hold ends its whole backlog is taken, coalesced and encoded "
-        "again before it is refused again; on a CPU-bound client that work slows everybody."
+        "Each 429 sends the batch's other identities back to their lanes as receipts: they "
+        "are taken, coalesced and encoded again for the next request, and each time a hot "
+        "lane's hold ends its whole backlog is coalesced and encoded again before it is "
+        "refused again. The client is CPU-bound (client_busy), so that re-work slows "
+        "everybody; compare cpu_ms_per_1000_ops with the baseline."
     ),
     "bytes_per_queued_op": (
         "About 60% of it is the Identify object itself (object, operation list, one tuple "
@@ -415,6 +443,9 @@ MISS_NOTES: dict[str, str] = {
         "coalescing and encoding up to 1,000 items, without yielding to the loop."
     ),
 }
+
+
+MISS_NOTES["head_of_line_short_hold"] = MISS_NOTES["head_of_line"]
 
 
 # -- the run -------------------------------------------------------------------------------------
