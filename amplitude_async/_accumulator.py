@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Final
+from typing import Final, NamedTuple
+
+import msgspec
 
 from ._coalesce import MERGE_BYTES_MAX, Group, coalesce, single
 from ._encode import BatchEncoder
-from ._outcome import Receipt
+from ._outcome import FailureReason, Receipt
 
-__all__ = ["Accumulator", "Batch", "Lane"]
+__all__ = ["Accumulator", "Batch", "Lane", "Refused"]
+
+logger = logging.getLogger("amplitude_async")
 
 IDLE: Final = 0
 READY: Final = 1
@@ -40,6 +45,22 @@ LANE_POOL_MAX: Final = 4096
 #: Operations taken from one lane into one batch, at most: a hot lane with a long
 #: backlog must not be coalesced and re-split in full on every take.
 LANE_TAKE_MAX: Final = 2000
+
+
+#: What the JSON encoder raises for values it cannot encode.
+_ENCODE_ERRORS: Final = (msgspec.EncodeError, ValueError, TypeError, OverflowError)
+
+
+class Refused(NamedTuple):
+    """A group that can never be sent, and why (the operations fail with ``reason``)."""
+
+    group: Group
+    reason: FailureReason
+    message: str
+
+
+def _unencodable(exc: BaseException) -> str:
+    return f"the identification cannot be encoded as JSON ({type(exc).__name__}: {exc})"[:300]
 
 
 class Lane:
@@ -176,8 +197,9 @@ class Accumulator:
 
     # -- batches --------------------------------------------------------------------
 
-    def take(self, now: float) -> tuple[Batch | None, list[Group]]:
-        """Assemble the next batch; also return groups too large to ever be sent."""
+    def take(self, now: float) -> tuple[Batch | None, list[Refused]]:
+        """Assemble the next batch; also return the groups that can never be sent (too
+        large alone, or not encodable), each with its failure reason and message."""
         self._release(now)
         encoder = self._encoder
         limit = self.size_limit
@@ -186,7 +208,7 @@ class Accumulator:
         alone = encoder.overhead(1)
         groups: list[Group] = []
         lanes: list[Lane] = []
-        too_large: list[Group] = []
+        refused: list[Refused] = []
         while len(groups) < self._max_items:
             lane = self._next_candidate()
             if lane is None:
@@ -194,15 +216,23 @@ class Accumulator:
             receipts = self._sendable_prefix(lane, now)
             if not receipts:
                 continue
-            if self._coalesce:
-                lane_groups = coalesce(receipts, max_bytes=self._merge_max)
-            else:
-                lane_groups = [single(r) for r in receipts]
+            lane_groups = self._groups(receipts)
             sent = done = 0
             while done < len(lane_groups):
                 group = lane_groups[done]
                 if group.encoded is None:
-                    group.encoded = encoder.encode_item(group.wire)
+                    try:
+                        group.encoded = encoder.encode_item(group.wire)
+                    except _ENCODE_ERRORS as exc:
+                        # A value the JSON encoder refuses (a lone surrogate, a value
+                        # changed after it was queued): that operation fails, not the
+                        # pipeline. A merge is taken apart to find it.
+                        if len(group.receipts) > 1:
+                            lane_groups[done : done + 1] = [single(r) for r in group.receipts]
+                        else:
+                            refused.append(Refused(group, FailureReason.INVALID, _unencodable(exc)))
+                            done += 1
+                        continue
                     group.size = encoder.item_size(group.encoded)
                 item = group.size
                 if alone + item > self._max_bytes:
@@ -212,7 +242,14 @@ class Accumulator:
                         lane_groups[done : done + 1] = [single(r) for r in group.receipts]
                         continue
                     # Could never be sent, however small the batch: fails alone.
-                    too_large.append(group)
+                    refused.append(
+                        Refused(
+                            group,
+                            FailureReason.TOO_LARGE,
+                            f"the identification alone is larger than batch_max_bytes "
+                            f"({self._max_bytes} bytes)",
+                        )
+                    )
                     done += 1
                     continue
                 cost = item + (sep if groups else 0)
@@ -238,8 +275,18 @@ class Accumulator:
             else:
                 self._park(lane, now, None)
         if not groups:
-            return None, too_large
-        return Batch(groups, lanes, size), too_large
+            return None, refused
+        return Batch(groups, lanes, size), refused
+
+    def _groups(self, receipts: list[Receipt]) -> list[Group]:
+        """The identifications for a lane's sendable operations."""
+        if not self._coalesce:
+            return [single(r) for r in receipts]
+        try:
+            return coalesce(receipts, max_bytes=self._merge_max)
+        except Exception:  # a merge bug must not lose operations: send them unmerged
+            logger.exception("coalescing failed; sending %d operation(s) unmerged", len(receipts))
+            return [single(r) for r in receipts]
 
     def settle(
         self,

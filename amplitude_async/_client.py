@@ -602,15 +602,11 @@ class AmplitudeClient:
                 self._fail_all_auth()
             force = self._draining or self._flushing > 0
             while self._in_flight < cfg.max_in_flight and acc.due(now, force=force):
-                batch, too_large = acc.take(now)
-                for group in too_large:
-                    self._fail_group(
-                        group,
-                        FailureReason.TOO_LARGE,
-                        f"the identification alone is larger than batch_max_bytes "
-                        f"({cfg.batch_max_bytes} bytes)",
-                        None,
-                    )
+                batch, refused = acc.take(now)
+                for group, reason, message in refused:
+                    self._fail_group(group, reason, message, None)
+                    if reason is FailureReason.INVALID:
+                        logger.warning("%d operation(s) failed: %s", len(group.receipts), message)
                 if batch is None:
                     break
                 self._in_flight += 1

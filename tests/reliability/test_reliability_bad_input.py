@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 import amplitude_async as aa
 from amplitude_async import AmplitudeClient, Delivered, Failed, FailureReason, Identify
@@ -139,3 +141,267 @@ async def test_a_merged_identification_refused_with_400_fails_only_the_bad_opera
         for name, value in ident["user_properties"]["$set"].items()
     ]
     assert delivered == [("a", 1), ("c", 3)]
+
+
+async def test_a_value_json_cannot_encode_fails_that_operation_only(emu: Emulator) -> None:
+    """A lone surrogate passes the builders' checks but not UTF-8 JSON: the sender used
+    to die on it (every receipt left unresolved, the owner's task group torn down). Now
+    only that operation fails, with reason invalid, even inside a merge."""
+    async with AmplitudeClient(KEY, server_url=emu.identify_url, config=fast_config()) as amp:
+        receipts = [
+            await amp.identify(Identify(user_id="user-00001").append("notes", "before")),
+            await amp.identify(Identify(user_id="user-00001").set("bad", "\ud800")),
+            await amp.identify(Identify(user_id="user-00001").append("notes", "after")),
+            await amp.identify(Identify(user_id="user-\udfff").set("ok", 1)),
+            await amp.identify(Identify(user_id="user-00002").set("ok", 1)),
+        ]
+        outcomes = await outcomes_of(receipts)
+        later = await outcomes_of([await amp.identify(Identify(user_id="user-00003").set("a", 1))])
+    for index in (1, 3):
+        failed = outcomes[index]
+        assert isinstance(failed, Failed) and failed.reason is FailureReason.INVALID
+        assert "cannot be encoded" in failed.message
+    assert all(isinstance(outcomes[i], Delivered) for i in (0, 2, 4)) and later[0].ok
+    assert notes(emu, "user-00001") == ["before", "after"]
+
+
+# -- hypothesis: every public call ----------------------------------------------------------
+
+FUZZ = settings(max_examples=300, deadline=None)
+
+# Any text, lone surrogates included (hypothesis leaves them out by default): Python
+# strings that UTF-8 JSON cannot carry.
+any_text = st.text(
+    st.sampled_from(["\ud800", "\udfff", "\x00", "\u2028", "%", "&", "+", "é", "😀"])
+    | st.characters(exclude_categories=[]),
+    max_size=8,
+)
+# Everything a caller might pass where a value is expected: JSON, almost-JSON and junk.
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63, max_value=2**80)
+    | st.floats()  # nan and infinities included
+    | any_text
+    | st.binary(max_size=8)
+)
+junk = st.sampled_from([object(), {1, 2}, frozenset(), 1j, b"bytes", bytearray(b"x"), print])
+values = st.recursive(
+    scalars | junk,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6) | st.integers() | st.none(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+ids = st.none() | st.text(max_size=12) | any_text | st.integers() | st.binary(max_size=6) | junk
+names = st.text(max_size=10) | any_text | st.none() | st.integers() | st.just("")
+METHODS = [
+    "set",
+    "set_once",
+    "add",
+    "append",
+    "prepend",
+    "pre_insert",
+    "post_insert",
+    "remove",
+    "unset",
+    "clear_all",
+]
+FIELDS = ["platform", "os_name", "country", "city", "paying", "language", "app_version"]
+
+
+def _expect_package_error(exc: BaseException) -> None:
+    assert isinstance(exc, aa.ValidationError), f"{type(exc).__name__}: {exc}"
+    assert str(exc).strip(), "an error without a message"
+
+
+def _build(
+    user_id: Any, device_id: Any, fields: dict[str, Any], groups: Any, calls: list[Any]
+) -> Identify | None:
+    """Build an Identify from drawn input; None when the package refused it properly."""
+    try:
+        identify = Identify(user_id=user_id, device_id=device_id, groups=groups, **fields)
+        for method, name, value in calls:
+            if method == "unset":
+                identify.unset(name)
+            elif method == "clear_all":
+                identify.clear_all()
+            else:
+                getattr(identify, method)(name, value)
+    except aa.AmplitudeError as exc:
+        _expect_package_error(exc)
+        return None
+    return identify
+
+
+calls = st.lists(st.tuples(st.sampled_from(METHODS), names, values), max_size=5)
+identify_input = st.tuples(
+    ids,
+    ids,
+    st.dictionaries(st.sampled_from(FIELDS), ids | st.booleans(), max_size=3),
+    st.none() | st.dictionaries(names, ids | st.lists(ids, max_size=2), max_size=2),
+    calls,
+)
+
+
+@FUZZ
+@given(identify_input)
+def test_identify_accepts_or_raises_validation_error_with_a_message(drawn: Any) -> None:
+    identify = _build(*drawn)
+    if identify is not None:
+        # An accepted operation is usable: its wire form and repr never raise.
+        assert isinstance(identify.to_dict(), dict)
+        assert repr(identify).startswith("Identify(")
+
+
+wire_objects = st.dictionaries(
+    st.sampled_from(["user_id", "device_id", "user_properties", "groups", "platform", "junk"]),
+    values
+    | st.dictionaries(
+        st.sampled_from(["$set", "$add", "$append", "$unset", "$clearAll", "$bogus", "plain"]),
+        values | st.dictionaries(st.text(max_size=5), values, max_size=3),
+        max_size=3,
+    ),
+    max_size=5,
+)
+
+
+@FUZZ
+@given(wire_objects | values)
+def test_from_dict_accepts_or_raises_validation_error_with_a_message(obj: Any) -> None:
+    try:
+        identify = Identify.from_dict(obj)
+    except aa.AmplitudeError as exc:
+        _expect_package_error(exc)
+        return
+    assert Identify.from_dict(identify.to_dict()) == identify
+
+
+CONFIG_FIELDS = {
+    "batch_max_items": st.integers(-5, 5000),
+    "batch_max_bytes": st.integers(-5, 60_000_000),
+    "flush_interval": st.floats() | st.integers(-2, 5),
+    "max_in_flight": st.integers(-1, 2000),
+    "queue_max": st.integers(-1, 10**9),
+    "on_full": st.sampled_from(["wait", "drop", "raise", "block", ""]),
+    "request_timeout": st.floats() | st.integers(-2, 5),
+    "retry_base": st.floats(),
+    "retry_cap": st.floats(),
+    "retry_deadline": st.floats(),
+    "throttle_hold": st.floats(),
+    "throttle_map_max": st.integers(-1, 10**9),
+    "min_id_length": st.integers(-1, 2000) | st.booleans(),
+    "encoding": st.sampled_from(["form", "multipart", "json"]),
+    "coalesce": st.booleans(),
+    "shutdown_timeout": st.floats(),
+    "on_outcome": st.none() | st.just(print) | st.integers(),
+    "on_undelivered": st.none() | st.just(print) | st.text(max_size=3),
+    "spool_path": st.none() | st.text(max_size=8) | st.integers(),
+}
+
+
+@FUZZ
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            name: strategy | st.none() | st.text(max_size=3) | st.booleans()
+            for name, strategy in CONFIG_FIELDS.items()
+        },
+    ),
+    st.text(max_size=12) | st.none() | st.integers(),
+    st.sampled_from(["US", "EU", "eu", "", None]),
+    st.none()
+    | st.sampled_from(["http://127.0.0.1:1/identify", "ftp://x", "https://", "not a url"])
+    | st.text(max_size=12),
+)
+def test_config_and_client_accept_or_raise_configuration_error(
+    changes: dict[str, Any], api_key: Any, zone: Any, url: Any
+) -> None:
+    try:
+        config = aa.ClientConfig(**changes)
+    except aa.AmplitudeError as exc:
+        assert isinstance(exc, aa.ConfigurationError), f"{type(exc).__name__}: {exc}"
+        assert str(exc).strip()
+        config = None
+    try:
+        client = AmplitudeClient(api_key, server_zone=zone, server_url=url, config=config)
+    except aa.AmplitudeError as exc:
+        assert isinstance(exc, aa.ConfigurationError), f"{type(exc).__name__}: {exc}"
+        assert str(exc).strip()
+        return
+    assert not client.closed
+
+
+PIPELINE = settings(max_examples=40, deadline=None)
+
+# Mostly what the builders accept (so operations reach the pipeline): JSON-like values
+# with any text (lone surrogates included), huge integers, deep-ish nesting.
+json_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63, max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | any_text,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+plausible_calls = st.lists(
+    st.tuples(
+        st.sampled_from(METHODS[:-1]),
+        st.text(min_size=1, max_size=6) | any_text.filter(bool),
+        json_like
+        | st.integers()
+        # Strings UTF-8 cannot carry, as values the builders accept today.
+        | st.sampled_from(["\ud800", "ok\udfff", ["\udc00"], {"k": "\ud83d"}]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@PIPELINE
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["user-aaaa1", "user-bbbb2"]), plausible_calls),
+        min_size=1,
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_accepted_operations_never_crash_the_pipeline(
+    drawn: list[tuple[str, list[Any]]], coalesce: bool
+) -> None:
+    """Whatever the builders accept goes through a real client into the emulator: each
+    operation ends in exactly one outcome, the client keeps working, and an operation
+    fails only if it cannot be encoded (a lone surrogate) or the server refuses it."""
+    ops = [op for user, c in drawn if (op := _build(user, None, {}, None, c)) is not None]
+    event(f"accepted operations: {min(len(ops), 5)}{'+' if len(ops) >= 5 else ''}")
+    if not ops:
+        return
+    asyncio.run(_through_the_pipeline(ops, coalesce))
+
+
+async def _through_the_pipeline(ops: list[Identify], coalesce: bool) -> None:
+    seen: list[aa.Outcome] = []
+    async with Emulator(api_keys=[KEY], eps_threshold=None) as emulator:
+        cfg = fast_config(coalesce=coalesce, on_outcome=lambda _op, o: seen.append(o))
+        async with AmplitudeClient(KEY, server_url=emulator.identify_url, config=cfg) as amp:
+            receipts = [await amp.identify(op) for op in ops]
+            outcomes = await outcomes_of(receipts)
+            # Still working afterwards.
+            after = await amp.identify(Identify(user_id="user-after").set("ok", True))
+            assert (await outcomes_of([after]))[0].ok
+    assert len(seen) == len(ops) + 1
+    for outcome in outcomes:
+        event(f"outcome: {outcome.reason.value if isinstance(outcome, Failed) else 'delivered'}")
+        if isinstance(outcome, Failed):
+            assert outcome.reason is FailureReason.INVALID, outcome
+            assert "encoded" in outcome.message or outcome.status == 400, outcome
