@@ -1,0 +1,43 @@
+"""Where the SDK's log records go on the command line: stderr, at the level -v asks for.
+
+By default only errors are shown (a refused API key, say): the commands report 429 holds,
+retries and failures in their own progress and summaries, so repeating them as log lines
+would only bury the output.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["configure_logging"]
+
+_LEVELS = (logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record.
+
+    Looked up per record, not bound once: a live progress display swaps ``sys.stderr``
+    for a proxy that prints above the display, and test runners swap it per command.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except (OSError, ValueError):
+            self.handleError(record)
+
+
+_handler = _StderrHandler()
+_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def configure_logging(verbosity: int) -> None:
+    """Route the ``amplitude_async`` loggers to stderr at the level ``-v`` asks for."""
+    logger = logging.getLogger("amplitude_async")
+    if _handler not in logger.handlers:
+        logger.addHandler(_handler)
+    # Without this, records would also reach the root logger's lastResort handler.
+    logger.propagate = False
+    logger.setLevel(_LEVELS[min(verbosity, len(_LEVELS) - 1)])

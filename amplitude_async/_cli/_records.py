@@ -1,0 +1,342 @@
+"""Reading an import source: JSON lines or CSV, as numbered records, in chunks.
+
+Runs in a reader thread (see :mod:`._pump`), so nothing here touches the event loop.
+Every physical line is accounted for: it becomes a record (an operation, or a bad line
+with its reason), or it is counted as blank, already done (the checkpoint says so) or
+another shard's. A CSV record that spans several lines is numbered by its first line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
+
+from ._values import parse_value
+
+if TYPE_CHECKING:
+    from .. import Identify
+
+__all__ = [
+    "FAILURE_KEY",
+    "BlockLines",
+    "Chunk",
+    "CsvColumns",
+    "CsvHeaderError",
+    "Record",
+    "Shard",
+    "csv_records",
+    "jsonl_records",
+    "parse_shard",
+]
+
+#: Key of the annotation that ``--failed-out`` adds to each line; ignored when imported.
+FAILURE_KEY: Final = "_failure"
+CHUNK_LINES: Final = 1000
+
+
+@dataclass(slots=True)
+class Record:
+    """One record of the source: an operation to send, or a bad line and why."""
+
+    line: int
+    op: Identify | None = None
+    #: The identification as read, when it is a JSON object (for --failed-out).
+    wire: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Records of consecutive lines, and what happened to the lines that are not records."""
+
+    records: list[Record] = field(default_factory=list)
+    #: The last physical line read; every line up to it is a record or counted below.
+    upto: int = 0
+    blank: int = 0
+    already_done: int = 0
+    other_shard: int = 0
+    #: Bytes of the source read so far (for the progress bar).
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based): the identities whose hash lands on it."""
+
+    index: int
+    count: int
+
+    def owns(self, identity: str | None) -> bool:
+        # Records without an identity are bad lines: one shard (the first) reports them,
+        # so that the shards' counts add up to the file's.
+        if identity is None:
+            return self.index == 1
+        digest = hashlib.blake2b(identity.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """``"I/N"`` with 1 <= I <= N; ValueError with a clear message otherwise."""
+    index, sep, count = text.partition("/")
+    try:
+        shard = Shard(int(index), int(count))
+    except ValueError:
+        raise ValueError(f"expected I/N such as 1/4, got {text!r}") from None
+    if not sep or shard.count < 1 or not 1 <= shard.index <= shard.count:
+        raise ValueError(f"expected I/N with 1 <= I <= N, got {text!r}")
+    return shard
+
+
+Skip = Callable[[int], bool]
+
+
+def _identity(obj: dict[str, Any]) -> str | None:
+    """The lane key the client will use: user_id if present, else device_id."""
+    user_id = obj.get("user_id")
+    if isinstance(user_id, str):
+        return user_id
+    device_id = obj.get("device_id")
+    return device_id if isinstance(device_id, str) else None
+
+
+def _to_record(line: int, wire: dict[str, Any], min_id_length: int) -> Record:
+    from .. import Identify, ValidationError
+    from .._rules import id_problem
+
+    try:
+        op = Identify.from_dict(wire)
+        # The client refuses short ids at identify(); say so here, with the line number.
+        for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
+            if value is not None:
+                problem = id_problem(value, kind, min_id_length)
+                if problem:
+                    raise ValidationError(problem)
+    except ValidationError as exc:
+        return Record(line, wire=wire, error=str(exc))
+    return Record(line, op=op, wire=wire)
+
+
+class BlockLines:
+    """The lines of a binary stream, read a block at a time.
+
+    :meth:`buffered` tells whether the next line is already in memory. The readers yield
+    their chunk before a line that is not: on a pipe the next read may wait for the
+    writer, and what was read so far must not wait with it.
+    """
+
+    def __init__(self, stream: BinaryIO, block: int = 1 << 16) -> None:
+        self._stream = stream
+        self._block = block
+        self._lines: deque[bytes] = deque()
+        #: Bytes of the lines handed out so far.
+        self.position = 0
+
+    def buffered(self) -> bool:
+        return bool(self._lines)
+
+    def __iter__(self) -> Iterator[bytes]:
+        lines = self._lines
+        tail = b""
+        read = getattr(self._stream, "read1", self._stream.read)
+        while True:
+            if not lines:
+                data = read(self._block)
+                if not data:
+                    if tail:
+                        self.position += len(tail)
+                        yield tail  # the last line, without a newline
+                    return
+                parts = (tail + data).split(b"\n")
+                tail = parts.pop()
+                lines.extend(part + b"\n" for part in parts)
+                continue
+            line = lines.popleft()
+            self.position += len(line)
+            yield line
+
+
+def jsonl_records(
+    stream: BinaryIO, *, skip: Skip, shard: Shard | None, min_id_length: int
+) -> Iterator[Chunk]:
+    """One wire identification (a JSON object) per line."""
+    import msgspec
+
+    decode = msgspec.json.Decoder().decode
+    lines = BlockLines(stream)
+    chunk = Chunk()
+    number = flushed = 0
+    for raw in lines:
+        number += 1
+        if skip(number):
+            chunk.already_done += 1
+        elif not raw.strip():
+            chunk.blank += 1
+        else:
+            record = _json_record(number, raw, decode, shard, min_id_length)
+            if record is None:
+                chunk.other_shard += 1
+            else:
+                chunk.records.append(record)
+        if number - flushed >= CHUNK_LINES or not lines.buffered():
+            chunk.upto, chunk.position = number, lines.position
+            yield chunk
+            chunk, flushed = Chunk(), number
+    chunk.upto, chunk.position = number, lines.position
+    yield chunk
+
+
+def _json_record(
+    number: int,
+    raw: bytes,
+    decode: Callable[[bytes], Any],
+    shard: Shard | None,
+    min_id_length: int,
+) -> Record | None:
+    """The record of one non-blank line; None if it belongs to another shard."""
+    import msgspec
+
+    try:
+        obj = decode(raw)
+    except msgspec.DecodeError as exc:
+        return Record(number, error=f"not valid JSON: {exc}")
+    if not isinstance(obj, dict):
+        return Record(number, error=f"expected a JSON object, got {_kind(obj)}")
+    obj.pop(FAILURE_KEY, None)
+    if shard is not None and not shard.owns(_identity(obj)):
+        return None
+    return _to_record(number, obj, min_id_length)
+
+
+class CsvHeaderError(ValueError):
+    """The CSV header does not have the columns asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class CsvColumns:
+    """How CSV columns map onto an identification."""
+
+    user_id: str = "user_id"
+    #: None: use a "device_id" column if there is one.
+    device_id: str | None = None
+    #: Keep every value a string instead of parsing JSON (numbers, true/false, lists).
+    strings: bool = False
+
+
+def csv_records(
+    stream: BinaryIO,
+    columns: CsvColumns,
+    *,
+    skip: Skip,
+    shard: Shard | None,
+    min_id_length: int,
+) -> Iterator[Chunk]:
+    """A header row, then one user per row: ids, device/location fields, the rest $set.
+
+    Raises :class:`CsvHeaderError` before yielding anything if the id columns are missing.
+    """
+    from .._rules import FIELDS
+
+    lines = BlockLines(stream)
+    reader = csv.reader(_decoded(lines))
+    header = next(reader, None)
+    if header is None:
+        raise CsvHeaderError("the CSV file is empty: a header row is needed")
+    user_col = columns.user_id if columns.user_id in header else None
+    device_name = columns.device_id or "device_id"
+    device_col = device_name if device_name in header else None
+    if columns.device_id is not None and device_col is None:
+        raise CsvHeaderError(f"no column {columns.device_id!r} in the header: {header}")
+    if user_col is None and device_col is None:
+        raise CsvHeaderError(
+            f"no column {columns.user_id!r} in the header (choose one with "
+            f"--user-id-column): {header}"
+        )
+    fields = frozenset(FIELDS)
+    value = str if columns.strings else parse_value
+    return _csv_chunks(
+        reader, lines, header, user_col, device_col, fields, value, skip, shard, min_id_length
+    )
+
+
+def _decoded(lines: BlockLines) -> Iterator[str]:
+    """UTF-8 text lines for the csv module (which wants them with their line endings)."""
+    first = True
+    for number, raw in enumerate(lines, 1):
+        try:
+            # utf-8-sig on the first line: spreadsheet exports often start with a BOM.
+            text = raw.decode("utf-8-sig" if first else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"line {number} is not UTF-8 text ({exc.reason})") from None
+        first = False
+        yield text
+
+
+def _csv_chunks(
+    reader: Any,
+    lines: BlockLines,
+    header: list[str],
+    user_col: str | None,
+    device_col: str | None,
+    fields: frozenset[str],
+    value: Callable[[str], Any],
+    skip: Skip,
+    shard: Shard | None,
+    min_id_length: int,
+) -> Iterator[Chunk]:
+    width = len(header)
+    chunk = Chunk()
+    # Line numbers come from the reader, so quoted newlines inside a cell count.
+    previous_end = flushed = reader.line_num  # the header's last line
+    for row in reader:
+        start, previous_end = previous_end + 1, reader.line_num
+        if skip(start):
+            chunk.already_done += 1
+        elif not row or not any(cell.strip() for cell in row):
+            chunk.blank += 1
+        elif len(row) != width:
+            chunk.records.append(
+                Record(start, error=f"expected {width} columns as in the header, got {len(row)}")
+            )
+        else:
+            wire: dict[str, Any] = {}
+            props: dict[str, Any] = {}
+            for name, cell in zip(header, row, strict=True):
+                if cell == "":
+                    continue  # an empty cell sets nothing
+                if name == user_col:
+                    wire["user_id"] = cell
+                elif name == device_col:
+                    wire["device_id"] = cell
+                elif name in fields:
+                    wire[name] = cell
+                else:
+                    props[name] = value(cell)
+            if props:
+                wire["user_properties"] = {"$set": props}
+            if shard is not None and not shard.owns(_identity(wire)):
+                chunk.other_shard += 1
+            else:
+                chunk.records.append(_to_record(start, wire, min_id_length))
+        if previous_end - flushed >= CHUNK_LINES or not lines.buffered():
+            chunk.upto, chunk.position = previous_end, lines.position
+            yield chunk
+            chunk, flushed = Chunk(), previous_end
+    chunk.upto, chunk.position = previous_end, lines.position
+    yield chunk
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"
