@@ -18,6 +18,7 @@ from ._rules import (
     OPERATIONS,
     id_problem,
     is_number,
+    text_problem,
     value_problem,
 )
 
@@ -291,6 +292,8 @@ class Identify:
             raise ValidationError(
                 f"{_METHOD[operation]}(): property name must be a non-empty string, got {name!r}"
             )
+        if not name.isascii() and text_problem(name):
+            raise ValidationError(f"{_METHOD[operation]}(): property name {text_problem(name)}")
         ops = self._ops
         if ops and ops[0][0] == "$clearAll":
             raise ValidationError(

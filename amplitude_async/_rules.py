@@ -76,10 +76,24 @@ INVALID_API_KEY_TEXT: Final = "invalid_api_key"
 MISSING_EVENT_TEXT: Final = "missing_event"
 
 
+def text_problem(value: str) -> str | None:
+    """Why a string cannot travel as JSON text (UTF-8), or None if it can."""
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{value[:20]!r} is not valid Unicode text (a lone surrogate cannot be sent as JSON)"
+    return None
+
+
 def id_problem(value: object, kind: str, min_length: int = DEFAULT_MIN_ID_LENGTH) -> str | None:
     """Why ``value`` is not an acceptable ``user_id``/``device_id``, or None if it is."""
     if not isinstance(value, str):
         return f"{kind} must be a string, got {type(value).__name__}"
+    problem = text_problem(value)
+    if problem:
+        return f"{kind}: {problem}"
     if value.strip().lower() in PLACEHOLDER_IDS:
         return f"{kind} {value!r} is a placeholder id that Amplitude rejects"
     if len(value) < min_length:
@@ -93,7 +107,9 @@ def value_problem(value: Any, depth: int = 1, *, in_list: bool = False) -> str |
     JSON scalars, lists of scalars or objects (no nested arrays), and objects with
     string keys, nested at most :data:`MAX_DEPTH` deep.
     """
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        return text_problem(value)
+    if value is None or isinstance(value, (bool, int)):
         return None
     if isinstance(value, float):
         if math.isfinite(value):
@@ -113,6 +129,8 @@ def value_problem(value: Any, depth: int = 1, *, in_list: bool = False) -> str |
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"object keys must be strings, got {type(key).__name__}"
+            if not key.isascii() and text_problem(key):
+                return f"object key {text_problem(key)}"
             problem = value_problem(item, depth + 1)
             if problem:
                 return problem

@@ -148,3 +148,22 @@ def test_many_properties_still_detect_a_repeated_name() -> None:
     with pytest.raises(ValidationError, match="'p7' is already used"):
         op.add("p7", 1)
     assert len(op.operations) == 50
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Identify(user_id="user-\ud800"),
+        lambda: Identify(user_id="user-1").set("plan", "pro\udfff"),
+        lambda: Identify(user_id="user-1").set("bad\ud800name", 1),
+        lambda: Identify(user_id="user-1").append("tags", ["ok", {"k\ud800": 1}]),
+    ],
+)
+def test_text_that_cannot_be_sent_as_json_is_refused_at_the_call(build: Any) -> None:
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        build()
+
+
+def test_non_ascii_text_is_fine() -> None:
+    op = Identify(user_id="usér-ü").set("ciudad", "Zürich ✓")
+    assert op.to_dict()["user_properties"] == {"$set": {"ciudad": "Zürich ✓"}}

@@ -143,25 +143,37 @@ async def test_a_merged_identification_refused_with_400_fails_only_the_bad_opera
     assert delivered == [("a", 1), ("c", 3)]
 
 
-async def test_a_value_json_cannot_encode_fails_that_operation_only(emu: Emulator) -> None:
-    """A lone surrogate passes the builders' checks but not UTF-8 JSON: the sender used
-    to die on it (every receipt left unresolved, the owner's task group torn down). Now
-    only that operation fails, with reason invalid, even inside a merge."""
+async def test_text_json_cannot_carry_is_refused_at_the_call(emu: Emulator) -> None:
+    """A lone surrogate cannot travel as UTF-8 JSON: refused before anything is queued."""
     async with AmplitudeClient(KEY, server_url=emu.identify_url, config=fast_config()) as amp:
+        with pytest.raises(aa.ValidationError, match="lone surrogate"):
+            await amp.identify(Identify(user_id="user-00001").set("bad", "\ud800"))
+        with pytest.raises(aa.ValidationError, match="lone surrogate"):
+            await amp.identify(Identify(user_id="user-\udfff").set("ok", 1))
+        assert amp.stats().enqueued == 0
+
+
+async def test_a_value_json_cannot_encode_fails_that_operation_only(emu: Emulator) -> None:
+    """Values are referenced, not copied: one changed after it was checked (here a list
+    that gains a lone surrogate) passes the builders but not the encoder. The sender
+    used to die on it (every receipt left unresolved, the owner's task group torn
+    down). Now only that operation fails, with reason invalid, even inside a merge."""
+    async with AmplitudeClient(KEY, server_url=emu.identify_url, config=fast_config()) as amp:
+        changed_later: list[str] = ["fine"]
+        sneaky = Identify(user_id="user-00001").set("bad", changed_later)
+        changed_later.append("\ud800")
         receipts = [
             await amp.identify(Identify(user_id="user-00001").append("notes", "before")),
-            await amp.identify(Identify(user_id="user-00001").set("bad", "\ud800")),
+            await amp.identify(sneaky),
             await amp.identify(Identify(user_id="user-00001").append("notes", "after")),
-            await amp.identify(Identify(user_id="user-\udfff").set("ok", 1)),
             await amp.identify(Identify(user_id="user-00002").set("ok", 1)),
         ]
         outcomes = await outcomes_of(receipts)
         later = await outcomes_of([await amp.identify(Identify(user_id="user-00003").set("a", 1))])
-    for index in (1, 3):
-        failed = outcomes[index]
-        assert isinstance(failed, Failed) and failed.reason is FailureReason.INVALID
-        assert "cannot be encoded" in failed.message
-    assert all(isinstance(outcomes[i], Delivered) for i in (0, 2, 4)) and later[0].ok
+    failed = outcomes[1]
+    assert isinstance(failed, Failed) and failed.reason is FailureReason.INVALID
+    assert "cannot be encoded" in failed.message
+    assert all(isinstance(outcomes[i], Delivered) for i in (0, 2, 3)) and later[0].ok
     assert notes(emu, "user-00001") == ["before", "after"]
 
 
