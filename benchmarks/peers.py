@@ -123,9 +123,16 @@ async def _timed_official(
         if i % yield_every == 0:
             await asyncio.sleep(0)
     # Its senders run in threads: keep the ticker going while they drain.
-    await asyncio.to_thread(client.flush)
+    await asyncio.to_thread(_flush_and_wait, client)
     await ticker.stop()
     return latencies, ticker.result()
+
+
+def _flush_and_wait(client: Any) -> None:
+    """flush() hands the buffer to the sender pool and returns futures: wait for them."""
+    for future in client.flush():
+        if future is not None:
+            future.result()
 
 
 def raw_batches(ops: int, users: int, batch: int) -> list[list[dict[str, Any]]]:

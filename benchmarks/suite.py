@@ -241,6 +241,8 @@ FIGURES: dict[str, tuple[str, ...]] = {
         "identify_us.max",
         "loop_stall.max_ms",
         "loop_stall.p99_ms",
+        "loop_stall.max_busy_ms",
+        "loop_stall.p99_busy_ms",
         "ops_per_second",
     ),
     "memory": ("bytes_per_op", "client_bytes_per_op", "identify_object_bytes", "peak_rss_mb"),
@@ -377,8 +379,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("bytes_per_queued_op",
          f"bytes per queued operation ({sizes['memory_ops']:,} queued, incl. the Identify)",
          _median(result, "memory", "amplitude_async", "bytes_per_op"), "<", 400.0, " B"),
-        ("loop_stall", "worst event-loop stall while busy (max over runs)",
-         _worst(result, "caller_cost", "amplitude_async", "loop_stall.max_ms"), "<=", 5.0, " ms"),
+        ("loop_stall",
+         "worst event-loop stall while busy, in this process's CPU time (max over runs)",
+         _worst(result, "caller_cost", "amplitude_async", "loop_stall.max_busy_ms"), "<=", 5.0,
+         " ms"),
     ]  # fmt: skip
     out = []
     for name, what, value, op, bound, unit in rows:
@@ -409,6 +413,12 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 if note:
                     row["note"] = note
         out.append(row)
+    wall = _worst(result, "caller_cost", "amplitude_async", "loop_stall.max_ms")
+    for row in out:
+        if row["name"] == "loop_stall" and wall is not None:
+            # The wall-clock figure also counts the OS descheduling the whole process on a
+            # shared host; the target is judged on the process's own CPU time.
+            row["wall_clock_ms"] = wall
     return out
 
 
@@ -439,8 +449,11 @@ MISS_NOTES: dict[str, str] = {
         "slot) is in client_bytes_per_op."
     ),
     "loop_stall": (
-        "One step of the sender task takes up to max_in_flight batches in a row, each "
-        "coalescing and encoding up to 1,000 items, without yielding to the loop."
+        "Two causes, both in the client's own CPU time: one step of the sender task "
+        "assembles up to max_in_flight batches in a row (each takes, coalesces and encodes "
+        "up to 1,000 items: 4-6 ms) without yielding; and full garbage collections, "
+        "triggered by the several short-lived containers built per operation (wire dicts), "
+        "scan every queued receipt and lane: 15-50 ms with 100,000+ operations queued."
     ),
 }
 
@@ -492,6 +505,8 @@ def run_suite(
             "server_cpus": sink["cpus"],
         }
         for repeat in range(sizes["repeats"]):
+            if repeat:
+                result["calibration"].setdefault("between_repeats", []).append(calibration())
             for scenario, contender in plan:
                 spec = {
                     "scenario": scenario,
@@ -531,7 +546,8 @@ def _brief(scenario: str, run: dict[str, Any]) -> str:
         lat = run["identify_us"]
         return (
             f"identify p50 {lat['p50']} us p99 {lat['p99']} us; "
-            f"worst stall {run['loop_stall']['max_ms']} ms"
+            f"worst stall {run['loop_stall']['max_busy_ms']} ms CPU, "
+            f"{run['loop_stall']['max_ms']} ms wall"
         )
     if scenario == "memory":
         return f"{run['bytes_per_op']} B/op (Identify {run['identify_object_bytes']} B), peak {run['peak_rss_mb']} MB"
