@@ -253,7 +253,9 @@ def _dry_run(chunks: Iterator[Chunk], err: Console, json_output: bool) -> int:
         ("other shards", counts["other_shard"]),
         ("already done (checkpoint)", counts["already_done"]),
     ]
-    _print_summary("dry run: nothing was sent", rows, dict(counts), json_output)
+    data = {key: counts[key] for key in ("valid", "rejected", "bad", "blank")}
+    data |= {key: counts[key] for key in ("other_shard", "already_done")}
+    _print_summary("dry run: nothing was sent", rows, data, json_output)
     return 1 if counts["rejected"] or counts["bad"] else 0
 
 
