@@ -65,6 +65,8 @@ def _ratio(result: dict[str, Any], name: str) -> str:
     rng = r.get("per_repeat")
     if rng and rng["min"] != rng["max"]:
         text += f" ({rng['min']:.2f}-{rng['max']:.2f})"
+    if r.get("cpu_per_op_ratio") is not None:
+        text += f"; in CPU per op {r['cpu_per_op_ratio']:.2f}x"
     return text
 
 
@@ -162,6 +164,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"| hot users' operations out of order or missing (worst run) | {total_bad} | - | - |"
     )
     lines += [
+        "",
+        f"Ratios: throughput vs the raw loop {_ratio(result, 'throughput_vs_raw_loop')}; "
+        f"vs the official SDK {_ratio(result, 'throughput_vs_official_sdk')}; "
+        f"identify() p99, official / ours {_ratio(result, 'identify_p99_official_over_ours')}. "
+        "(Ranges: the per-repeat ratios. CPU per op: the peer's CPU per operation over "
+        "ours, which a shared host disturbs less.)",
         "",
         "Also measured: "
         f"amplitude-async with coalescing off {_mm(_fig(t, 'amplitude_async_no_coalesce', 'ops_per_second'))} ops/s; "
