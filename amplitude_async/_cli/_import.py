@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ._checkpoint import Checkpoint
+    from ._failed_out import FailedOut
     from ._importer import ImportRun
     from ._records import Chunk, Shard
+    from ._settings import IdentifyTarget
 
 __all__ = ["register"]
 
@@ -261,7 +263,7 @@ def _dry_run(chunks: Iterator[Chunk], err: Console, json_output: bool) -> int:
 
 def _send(
     chunks: Iterator[Chunk],
-    target: Any,
+    target: IdentifyTarget,
     source: str,
     kind: str,
     shard: Shard | None,
@@ -311,7 +313,9 @@ def _send(
     return 0 if clean else 1
 
 
-def _report(run: ImportRun, saved: Checkpoint | None, failed_out: Any, json_output: bool) -> None:
+def _report(
+    run: ImportRun, saved: Checkpoint | None, failed_out: FailedOut, json_output: bool
+) -> None:
     counts = run.counts
     stats = run.stats
     failed = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("failed:")}

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 from ._values import parse_value
 
 if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
+
     from .. import Identify
 
 __all__ = [
@@ -279,7 +281,7 @@ def _decoded(lines: BlockLines) -> Iterator[str]:
 
 
 def _csv_chunks(
-    reader: Any,
+    reader: CsvReader,
     lines: BlockLines,
     header: list[str],
     user_col: str | None,
