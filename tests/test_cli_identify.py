@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from typer.testing import CliRunner
@@ -132,3 +133,19 @@ def test_an_unreachable_server_fails_within_the_timeout() -> None:
     outcome = json.loads(result.stdout)
     assert outcome["reason"] == "retries_exhausted"
     assert "could not connect" in outcome["message"]
+
+
+def test_verbose_shows_retries_and_leaves_logging_as_it_was() -> None:
+    logger = logging.getLogger("amplitude_async")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    result = CliRunner().invoke(
+        app,
+        [
+            "-v", "identify", "--user-id", "user-000007", "--set", "a=1", "--timeout", "0.3",
+            "--api-key", KEY, "--server-url", "http://127.0.0.1:9/identify",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "WARNING amplitude_async: no answer from 127.0.0.1:9" in result.stderr
+    # The command ran inside this process: its log setup must not outlive it.
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before

@@ -52,6 +52,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: Annotated[
         int,
         typer.Option(
@@ -68,7 +69,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    configure_logging(verbose)
+    ctx.call_on_close(configure_logging(verbose))
 
 
 def _register() -> None:

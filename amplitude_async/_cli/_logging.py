@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 __all__ = ["configure_logging"]
 
@@ -33,11 +34,21 @@ _handler = _StderrHandler()
 _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
 
-def configure_logging(verbosity: int) -> None:
-    """Route the ``amplitude_async`` loggers to stderr at the level ``-v`` asks for."""
+def configure_logging(verbosity: int) -> Callable[[], None]:
+    """Route the ``amplitude_async`` loggers to stderr at the level ``-v`` asks for.
+
+    Returns the function that puts the logger back as it was, for when the command ends
+    (the CLI can run inside another program, a test runner for one).
+    """
     logger = logging.getLogger("amplitude_async")
-    if _handler not in logger.handlers:
-        logger.addHandler(_handler)
-    # Without this, records would also reach the root logger's lastResort handler.
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(_handler)
+    # Not also through the root logger's handlers: each record is printed once.
     logger.propagate = False
     logger.setLevel(_LEVELS[min(verbosity, len(_LEVELS) - 1)])
+
+    def restore() -> None:
+        logger.removeHandler(_handler)
+        logger.level, logger.propagate = saved
+
+    return restore
