@@ -105,8 +105,10 @@ class Accumulator:
         self._encoder = encoder
         self._max_items = max_items
         self._max_bytes = max_bytes
-        #: Current body-size limit: lowered after a 413, recovers on success.
+        #: Current body-size and item-count limits: lowered after a 413 (a server may
+        #: refuse a body for its size or for its number of items), recover on success.
         self.size_limit = max_bytes
+        self.item_limit = max_items
         #: Merged identifications stay under this estimate of JSON bytes, so that a
         #: merge always fits in a body (form escaping can triple it).
         self._merge_max = _merge_bound(max_bytes)
@@ -203,13 +205,14 @@ class Accumulator:
         self._release(now)
         encoder = self._encoder
         limit = self.size_limit
+        max_items = self.item_limit
         size = encoder.overhead(1)
         sep = encoder.overhead(2) - encoder.overhead(1)
         alone = encoder.overhead(1)
         groups: list[Group] = []
         lanes: list[Lane] = []
         refused: list[Refused] = []
-        while len(groups) < self._max_items:
+        while len(groups) < max_items:
             lane = self._next_candidate()
             if lane is None:
                 break
@@ -253,7 +256,7 @@ class Accumulator:
                     done += 1
                     continue
                 cost = item + (sep if groups else 0)
-                if len(groups) >= self._max_items or (groups and size + cost > limit):
+                if len(groups) >= max_items or (groups and size + cost > limit):
                     break
                 groups.append(group)
                 size += cost
@@ -325,16 +328,23 @@ class Accumulator:
         self._bound_throttle_map()
         return count
 
-    def shrink(self, failed_size: int) -> None:
-        """A request of ``failed_size`` bytes got 413: send smaller bodies from now on."""
+    def shrink(self, failed_size: int, failed_items: int) -> None:
+        """A request of ``failed_size`` bytes and ``failed_items`` identifications got 413:
+        send smaller requests from now on, halving both (the byte limit has a floor,
+        the item limit does not: a small body may be refused for its item count). One
+        identification refused counts for its size only."""
         self.size_limit = max(1024, min(self.size_limit, failed_size // 2))
+        if failed_items > 1:
+            self.item_limit = max(1, min(self.item_limit, failed_items // 2))
         self._merge_max = _merge_bound(self.size_limit)
 
     def recover(self) -> None:
-        """A request succeeded: let the size limit grow back towards the configured one."""
+        """A request succeeded: let the limits grow back towards the configured ones."""
         if self.size_limit < self._max_bytes:
             self.size_limit = min(self._max_bytes, self.size_limit + self.size_limit // 8 + 1)
             self._merge_max = _merge_bound(self.size_limit)
+        if self.item_limit < self._max_items:
+            self.item_limit = min(self._max_items, self.item_limit + self.item_limit // 8 + 1)
 
     def unmerge(self, group: Group) -> list[Group]:
         """The operations of a merged group as single, encoded groups (in order)."""

@@ -757,7 +757,7 @@ class AmplitudeClient:
             )
             return
         self._counters.splits += 1
-        self._acc.shrink(size)
+        self._acc.shrink(size, len(groups))
         if len(groups) == 1 or split:
             # One merged identification (or a part of one) too large: its operations may
             # well fit alone. Send them unmerged now, halving until each goes alone, so
@@ -770,11 +770,14 @@ class AmplitudeClient:
             return
         attempt.blocked.update(g.key for g in groups)
         logger.info(
-            "HTTP %s from %s for %d bytes: re-sending in smaller requests (limit now %d bytes)",
+            "HTTP %s from %s for %d bytes, %d identifications: re-sending in smaller "
+            "requests (limits now %d bytes, %d identifications)",
             verdict.status,
             self._host,
             size,
+            len(groups),
             self._acc.size_limit,
+            self._acc.item_limit,
         )
 
     async def _on_invalid(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:

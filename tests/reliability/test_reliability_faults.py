@@ -220,6 +220,15 @@ SCENARIOS = [
         after=_split_after,
     ),
     Scenario(
+        # Small bodies refused for their number of items (under the client's byte floor
+        # for a shrunk limit): used to loop on 413 forever, with no backoff.
+        "413_item_count",
+        Expect(must_deliver_all=True),
+        emulator=dict(max_items=3),
+        config=dict(batch_max_items=16),
+        after=_split_after,
+    ),
+    Scenario(
         "400_some_items",
         Expect(
             reasons=frozenset((FailureReason.INVALID,)),
