@@ -45,6 +45,9 @@ LANE_POOL_MAX: Final = 4096
 #: Operations taken from one lane into one batch, at most: a hot lane with a long
 #: backlog must not be coalesced and re-split in full on every take.
 LANE_TAKE_MAX: Final = 2000
+#: After a 413, the request limits stay under what was refused until this many requests
+#: in a row succeed; then they may probe the refused size again.
+RECOVER_AFTER: Final = 64
 
 
 #: What the JSON encoder raises for values it cannot encode.
@@ -109,6 +112,11 @@ class Accumulator:
         #: refuse a body for its size or for its number of items), recover on success.
         self.size_limit = max_bytes
         self.item_limit = max_items
+        # What the last 413 refused: the limits grow back to just under it, and past
+        # it only after RECOVER_AFTER requests in a row succeed (no 413 every few).
+        self._refused_size: int | None = None
+        self._refused_items: int | None = None
+        self._successes = 0
         #: Merged identifications stay under this estimate of JSON bytes, so that a
         #: merge always fits in a body (form escaping can triple it).
         self._merge_max = _merge_bound(max_bytes)
@@ -334,17 +342,32 @@ class Accumulator:
         the item limit does not: a small body may be refused for its item count). One
         identification refused counts for its size only."""
         self.size_limit = max(1024, min(self.size_limit, failed_size // 2))
+        self._refused_size = min(failed_size, self._refused_size or failed_size)
         if failed_items > 1:
             self.item_limit = max(1, min(self.item_limit, failed_items // 2))
+            self._refused_items = min(failed_items, self._refused_items or failed_items)
         self._merge_max = _merge_bound(self.size_limit)
+        self._successes = 0
 
     def recover(self) -> None:
-        """A request succeeded: let the limits grow back towards the configured ones."""
-        if self.size_limit < self._max_bytes:
-            self.size_limit = min(self._max_bytes, self.size_limit + self.size_limit // 8 + 1)
-            self._merge_max = _merge_bound(self.size_limit)
-        if self.item_limit < self._max_items:
-            self.item_limit = min(self._max_items, self.item_limit + self.item_limit // 8 + 1)
+        """A request succeeded: let the limits grow back towards the configured ones,
+        by an eighth at a time, up to just under what was last refused; the memory of
+        that refusal ends after RECOVER_AFTER successes in a row."""
+        if self.size_limit == self._max_bytes and self.item_limit == self._max_items:
+            return
+        self._successes += 1
+        if self._successes >= RECOVER_AFTER:
+            self._refused_size = self._refused_items = None
+            self._successes = 0
+        size_cap = self._max_bytes
+        if self._refused_size is not None:
+            size_cap = max(self.size_limit, min(size_cap, self._refused_size - 1))
+        item_cap = self._max_items
+        if self._refused_items is not None:
+            item_cap = max(self.item_limit, min(item_cap, self._refused_items - 1))
+        self.size_limit = min(size_cap, self.size_limit + self.size_limit // 8 + 1)
+        self.item_limit = min(item_cap, self.item_limit + self.item_limit // 8 + 1)
+        self._merge_max = _merge_bound(self.size_limit)
 
     def unmerge(self, group: Group) -> list[Group]:
         """The operations of a merged group as single, encoded groups (in order)."""

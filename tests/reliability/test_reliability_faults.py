@@ -154,7 +154,10 @@ def _restart_after(servers: Servers, run: Run, checked: Checked) -> None:
 def _split_after(servers: Servers, run: Run, checked: Checked) -> None:
     stats = run.stats
     assert stats is not None and stats.splits > 0
-    assert servers.all()[0].stats().by_status.get(413, 0) > 0
+    emu = servers.all()[0].stats()
+    refused = emu.by_status.get(413, 0)
+    # Split, and the limits learn: 413s are a small share of the requests, no storm.
+    assert 0 < refused < emu.requests // 4, emu.by_status
 
 
 def _throttle_after(servers: Servers, run: Run, checked: Checked) -> None:
