@@ -99,6 +99,7 @@ def official_sdk(
             "enqueue_seconds": round(enqueued - started, 3),
             "ops_per_second": round(delivered / elapsed),
             "cpu_ms_per_1000_ops": round(cpu / ops * 1e6, 3),
+            "client_busy": round(cpu / elapsed, 3),
             "peak_rss_mb": round(peak_rss() / 2**20, 1),
             "version": importlib.metadata.version("amplitude-analytics"),
         }
@@ -229,4 +230,5 @@ async def _raw(
         "seconds": round(elapsed, 3),
         "requests": requests,
         "cpu_ms_per_1000_ops": round(cpu / ops * 1e6, 3),
+        "client_busy": round(cpu / elapsed, 3),
     }

@@ -114,6 +114,19 @@ def markdown(result: dict[str, Any]) -> str:
         f"| {_mm(_fig(t, 'raw_loop', 'cpu_ms_per_1000_ops'), 2)} "
         f"| {_mm(_fig(t, 'official_sdk', 'cpu_ms_per_1000_ops'), 1)} |"
     )
+
+    def busy(contender: str) -> str:
+        client = _fig(t, contender, "client_busy")
+        server = _fig(t, contender, "server_busy")
+        if client is None or server is None:
+            return "-"
+        return f"{client['median']:.2f} / {server['median']:.2f}"
+
+    lines.append(
+        "| CPU / wall time of the client / of the server (near 1: that side set the pace; "
+        "a CPU-bound client well under 1: the host was shared) "
+        f"| {busy('amplitude_async')} | {busy('raw_loop')} | {busy('official_sdk')} |"
+    )
     for label, key in (("p50", "p50"), ("p99", "p99"), ("p99.9", "p999")):
         bold = "**2. caller cost**: " if key == "p50" else ""
         lines.append(

@@ -141,6 +141,9 @@ async def _ours(
             "seconds": round(elapsed, 3),
             "enqueue_seconds": round(enqueued - started, 3),
             "cpu_ms_per_1000_ops": round(cpu / len(work) * 1e6, 3),
+            # The process's CPU over wall time: about 1 for a CPU-bound client on a
+            # quiet host; well under 1 when other work took its CPU.
+            "client_busy": round(cpu / elapsed, 3),
         }
     )
     return result

@@ -233,7 +233,13 @@ def calibration() -> dict[str, float]:
 
 #: Figures summarised per scenario (dotted paths into a run's result).
 FIGURES: dict[str, tuple[str, ...]] = {
-    "throughput": ("ops_per_second", "cpu_ms_per_1000_ops", "peak_rss_mb", "server_busy"),
+    "throughput": (
+        "ops_per_second",
+        "cpu_ms_per_1000_ops",
+        "peak_rss_mb",
+        "server_busy",
+        "client_busy",
+    ),
     "caller_cost": (
         "identify_us.p50",
         "identify_us.p99",
