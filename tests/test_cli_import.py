@@ -171,6 +171,21 @@ def test_bad_lines_are_reported_and_failures_go_to_failed_out(
     assert (dry["valid"], dry["rejected"], dry["bad"]) == (1, 1, 0)
 
 
+def test_without_failed_out_a_failure_is_not_marked_done(
+    amplitude_emulator: EmulatorThread, tmp_path: Path
+) -> None:
+    items = [wire(0), {"user_id": "short-1", "user_properties": {"$set": {"a": 1}}}, wire(1)]
+    source = write_jsonl(tmp_path / "users.jsonl", items)
+    checkpoint = tmp_path / "import.ckpt"
+    result = run(amplitude_emulator, str(source), "--checkpoint", str(checkpoint))
+    assert result.exit_code == 1
+    assert "line 2: failed (invalid)" in result.stderr
+    assert "without --failed-out" in result.stderr
+    # Recorded nowhere, so not settled: a resumed run tries line 2 again, and only it.
+    saved = json.loads(checkpoint.read_text())
+    assert (saved["line"], saved["settled_after"], saved["complete"]) == (1, [[3, 3]], False)
+
+
 def test_dry_run_sends_nothing(amplitude_emulator: EmulatorThread, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "users.jsonl", [wire(n) for n in range(50)])
     result = run(amplitude_emulator, str(source), "--dry-run")

@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
@@ -85,9 +85,9 @@ class DemoResult:
 async def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     import anyio
 
-    from .. import AmplitudeClient, ClientConfig, Identify, Outcome
+    from .. import AmplitudeClient, ClientConfig, Failed, Identify, Outcome
     from ..emulator import Emulator
-    from ._progress import LiveProgress, sample_of
+    from ._progress import LiveProgress, Sample, sample_of
     from ._workload import generate
 
     started = time.monotonic()
@@ -97,7 +97,10 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     outcomes: Counter[str] = Counter()
 
     def on_outcome(op: Identify, outcome: Outcome) -> None:
-        outcomes["delivered" if outcome.ok else f"failed: {outcome.reason.value}"] += 1  # type: ignore[union-attr]
+        if isinstance(outcome, Failed):
+            outcomes[f"failed: {outcome.reason.value}"] += 1
+        else:
+            outcomes["delivered"] += 1
 
     config = ClientConfig(
         throttle_hold=options.throttle_hold,
@@ -117,7 +120,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoResult:
         total = len(workload.ops)
         async with AmplitudeClient(API_KEY, server_url=emu.identify_url, config=config) as amp:
 
-            def sample() -> Any:
+            def sample() -> Sample:
                 stats = amp.stats()
                 return sample_of(stats, (stats.delivered + stats.failed_total) / total)
 

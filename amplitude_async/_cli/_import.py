@@ -157,6 +157,11 @@ def import_(
         chunks = _chunks(
             stream, kind, previous, the_shard, user_id_column, device_id_column, csv_strings
         )
+        if checkpoint is not None and failed_out is None and not dry_run:
+            err.print(
+                "note: without --failed-out, lines that fail for good are not marked done "
+                "in the checkpoint; a resumed run tries them again"
+            )
         if previous is not None and not dry_run:
             later = sum(b - a + 1 for a, b in previous.settled_after)
             err.print(

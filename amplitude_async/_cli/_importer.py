@@ -130,7 +130,6 @@ class ImportRun:
                         with drain_scope:
                             await amp.flush()
                         tg.cancel_scope.cancel()
-                    self.stats = amp.stats()
                 self.stats = client.stats()
         finally:
             chunks.close()
@@ -183,11 +182,15 @@ class ImportRun:
         else:
             self.counts["bad"] += 1
         self.settlement.settle_line(record.line)
+        self._show(f"line {record.line}: {record.error}")
+
+    def _show(self, message: str) -> None:
+        """Report a line's problem on stderr; past a few, the summary counts them only."""
         self._shown_bad += 1
         if self._shown_bad <= MAX_SHOWN_BAD_LINES:
-            self._console.print(f"line {record.line}: {record.error}", markup=False)
+            self._console.print(message, markup=False)
         elif self._shown_bad == MAX_SHOWN_BAD_LINES + 1:
-            self._console.print("(more bad lines are counted in the summary only)")
+            self._console.print("(more problems are counted in the summary only)")
 
     # -- outcomes --------------------------------------------------------------------
 
@@ -213,19 +216,24 @@ class ImportRun:
                 self._stop_intake()
             return
         line = settlement.line_of(op)
+        self._show(f"line {line}: failed ({reason.value}): {outcome.message}")
+        self.counts[f"failed:{reason.value}"] += 1
+        if self.failed_out.path is None:
+            # Settled means "final and recorded": without --failed-out this failure is
+            # recorded nowhere, so a resumed run tries the line again.
+            settlement.abandon(op)
+            return
         try:
             self.failed_out.write(op.to_dict(), reason.value, outcome.message, outcome.status, line)
         except OSError as exc:
             # Not recorded anywhere: the line must stay unsettled, and we must stop.
             settlement.abandon(op)
-            self.counts["not_sent"] += 1
             if self.stop_reason is None:
                 self.stop_reason = f"writing --failed-out failed: {exc}"
                 self._console.print(f"[red]error[/red]: {self.stop_reason}")
                 self._stop_intake()
             return
         settlement.settle(op)
-        self.counts[f"failed:{reason.value}"] += 1
 
     def _stop_intake(self) -> None:
         if self._intake_scope is not None:
