@@ -7,13 +7,13 @@ that applying A then B gives. Within one Identify every property has exactly one
 operation, so the server's order across properties does not matter; the question is
 only what two operations on the *same* property collapse to:
 
-    $set      + $set       -> B's value
+    anything  + $set       -> B's value (a later $set decides the value alone)
+    anything  + $unset     -> $unset    (the property ends up absent either way)
     $setOnce  + $setOnce   -> A's value
     $add      + $add       -> the sum (ints only, |values| <= 2**53: float sums could
                               round differently)
     $append   + $append    -> A's values then B's
     $prepend  + $prepend   -> B's values then A's
-    $unset    + $unset     -> $unset
     $remove   + $remove    -> the union
     anything else          -> start a new identification
 
@@ -223,10 +223,14 @@ def _values(value: Any) -> list[Any]:
 
 def _merge_values(first_op: str, first: Any, op: str, value: Any) -> Any:
     """The merged value of two operations on one property, or _REFUSE."""
+    if op == "$set":
+        # A later $set decides the final value alone, whatever came before it.
+        return value
+    if op == "$unset":
+        # Likewise a later $unset: the property ends up absent either way.
+        return NO_VALUE
     if first_op != op:
         return _REFUSE
-    if op == "$set":
-        return value
     if op == "$setOnce":
         return first
     if op == "$add":
@@ -240,8 +244,6 @@ def _merge_values(first_op: str, first: Any, op: str, value: Any) -> Any:
         return _values(first) + _values(value)
     if op == "$prepend":
         return _values(value) + _values(first)
-    if op == "$unset":
-        return NO_VALUE
     if op == "$remove":
         # Removing a value twice is harmless, so only exact repeats are dropped: JSON
         # tells 1, 1.0 and true apart even where Python's == does not.

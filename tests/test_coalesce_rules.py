@@ -146,11 +146,30 @@ def test_disjoint_properties_share_one_identification() -> None:
 
 def test_merges_resume_after_a_refusal() -> None:
     assert merge(
-        ident().set("x", 1), ident().unset("x"), ident().unset("x"), ident().set("y", 2)
+        ident().add("x", 1), ident().append("x", 2), ident().append("x", 3), ident().set("y", 2)
     ) == [
-        (props(set={"x": 1}), 1),
-        (props(unset={"x": "-"}, set={"y": 2}), 3),
+        (props(add={"x": 1}), 1),
+        (props(append={"x": [2, 3]}, set={"y": 2}), 3),
     ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (lambda o: o.set("p", 1), lambda o: o.unset("p"), {"$unset": {"p": "-"}}),
+        (lambda o: o.unset("p"), lambda o: o.set("p", 1), {"$set": {"p": 1}}),
+        (lambda o: o.set_once("p", 1), lambda o: o.set("p", 2), {"$set": {"p": 2}}),
+        (lambda o: o.add("p", 1), lambda o: o.set("p", 2), {"$set": {"p": 2}}),
+        (lambda o: o.append("p", 1), lambda o: o.unset("p"), {"$unset": {"p": "-"}}),
+        (lambda o: o.remove("p", 1), lambda o: o.set("p", [1]), {"$set": {"p": [1]}}),
+    ],
+)
+def test_a_later_set_or_unset_replaces_any_earlier_operation(
+    first: Any, second: Any, expected: dict[str, Any]
+) -> None:
+    # The later operation alone decides the property's final value, so the merge is exact.
+    a, b = first(ident()), second(ident())
+    assert merge(a, b) == [({"user_id": "user-00001", "user_properties": expected}, 2)]
 
 
 # -- refusals: different operations on one property ---------------------------------------
@@ -159,12 +178,9 @@ def test_merges_resume_after_a_refusal() -> None:
 @pytest.mark.parametrize(
     ("first", "second"),
     [
-        (lambda o: o.set("p", 1), lambda o: o.unset("p")),
-        (lambda o: o.unset("p"), lambda o: o.set("p", 1)),
         (lambda o: o.set("p", 1), lambda o: o.set_once("p", 2)),
-        (lambda o: o.set_once("p", 1), lambda o: o.set("p", 2)),
         (lambda o: o.set("p", 1), lambda o: o.add("p", 2)),
-        (lambda o: o.add("p", 1), lambda o: o.set("p", 2)),
+        (lambda o: o.unset("p"), lambda o: o.append("p", 2)),
         (lambda o: o.append("p", 1), lambda o: o.prepend("p", 2)),
         (lambda o: o.append("p", 1), lambda o: o.remove("p", 1)),
         (lambda o: o.remove("p", 1), lambda o: o.append("p", 1)),
@@ -184,7 +200,7 @@ def test_different_operations_on_one_property_start_a_new_identification(
 def test_a_refused_property_keeps_the_whole_later_operation_out() -> None:
     # "q" could merge, "p" cannot: nothing of the second operation is merged.
     a = ident().set("p", 1).set("q", 1)
-    b = ident().set("q", 2).unset("p")
+    b = ident().set("q", 2).add("p", 1)
     assert merge(a, b) == [(props(set={"p": 1, "q": 1}), 1), (b.to_dict(), 1)]
 
 
