@@ -169,6 +169,7 @@ class AmplitudeClient:
         self._wake: asyncio.Event | None = None
         self._settled: asyncio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._owner: asyncio.Task[object] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -190,6 +191,8 @@ class AmplitudeClient:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        # The task group's cancel scope belongs to this task: only it may close it.
+        self._owner = asyncio.current_task()
         self._state = _State.OPEN
         tg.start_soon(self._run_sender, name="amplitude_async sender")
         return self
@@ -217,6 +220,13 @@ class AmplitudeClient:
         if self._state is _State.UNOPENED:
             self._state = _State.CLOSED
             return []
+        if asyncio.current_task() is not self._owner:
+            # Closing the task group from here would cancel the task that opened the
+            # client (its cancel scope is that task's) and then fail.
+            raise ClientStateError(
+                "aclose() must be awaited in the task that opened the client "
+                "(the one that ran 'async with' or __aenter__)"
+            )
         return await self._shutdown(drain=True)
 
     async def _shutdown(self, *, drain: bool) -> list[Identify]:

@@ -229,3 +229,31 @@ async def test_a_spool_that_cannot_be_written_still_closes_and_hands_everything_
     )
     assert len(handed) == 5
     assert any("spool" in record.getMessage() for record in caplog.records)
+
+
+async def test_aclose_from_another_task_is_refused_without_harming_the_opener() -> None:
+    """The client's task group belongs to the task that opened it: aclose() from another
+    task used to cancel that task (an unrelated one, busy with its own work) and then
+    fail with a RuntimeError. Now it is refused with ClientStateError, the opener runs
+    on, and the opener's own aclose() works."""
+    async with Emulator(api_keys=[KEY], secret_key=SECRET, eps_threshold=None) as emu:
+        amp = AmplitudeClient(KEY, server_url=emu.identify_url, config=fast_config())
+        opened = asyncio.Event()
+        may_close = asyncio.Event()
+
+        async def opener() -> list[Identify]:
+            await amp.__aenter__()
+            opened.set()
+            await may_close.wait()  # the opener's own work; must not be cancelled
+            return await amp.aclose()
+
+        task = asyncio.ensure_future(opener())
+        await asyncio.wait_for(opened.wait(), 5)
+        receipt = await amp.identify(Identify(user_id="user-00001").set("a", 1))
+        with pytest.raises(aa.ClientStateError, match="task that opened"):
+            await amp.aclose()
+        await asyncio.sleep(0)
+        assert not task.done()
+        may_close.set()
+        assert await asyncio.wait_for(task, 5) == []
+    assert amp.closed and receipt.outcome is not None and receipt.outcome.ok
