@@ -1,9 +1,13 @@
 """The suite's outputs: ``latest.json`` (everything), ``latest.md`` (the table) and
-``latest.png`` (the chart; needs matplotlib, the ``bench`` extra)."""
+``latest.png`` (the chart; needs matplotlib, the ``bench`` extra).
+
+    python -m benchmarks.report benchmarks/results/latest.json   # redraw the table and chart
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -232,8 +236,15 @@ def draw(result: dict[str, Any], path: Path) -> None:
         fontsize=10,
     )
 
+    from matplotlib.ticker import FuncFormatter
+
     def bars(
-        ax: Any, labels: list[str], figures: list[dict[str, float] | None], color: Any
+        ax: Any,
+        labels: list[str],
+        figures: list[dict[str, float] | None],
+        color: Any,
+        *,
+        log: bool = False,
     ) -> None:
         shown = [(lab, f) for lab, f in zip(labels, figures, strict=True) if f is not None]
         if not shown:
@@ -247,15 +258,24 @@ def draw(result: dict[str, Any], path: Path) -> None:
         ]
         rects = ax.barh(names, med, xerr=err, color=color, capsize=3)
         ax.invert_yaxis()
-        for rect, value in zip(rects, med, strict=True):
+        for rect, (_, figure) in zip(rects, shown, strict=True):
+            value = figure["median"]
             ax.annotate(
                 f"{value:,.0f}" if value >= 100 else f"{value:.1f}",
-                (rect.get_width(), rect.get_y() + rect.get_height() / 2),
-                xytext=(4, 0),
+                # Right of the error bar, so the two never overlap.
+                (figure["max"], rect.get_y() + rect.get_height() / 2),
+                xytext=(5, 0),
                 textcoords="offset points",
                 va="center",
                 fontsize=8,
             )
+        top = max(f["max"] for _, f in shown)
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(right=top * 6)
+        else:
+            ax.set_xlim(0, top * 1.22)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
     t = s.get("throughput", {})
     order = [
@@ -286,13 +306,12 @@ def draw(result: dict[str, Any], path: Path) -> None:
             labels.append(f"{name} {pct.replace('p999', 'p99.9')}")
             figures.append(_fig(c, key, "identify_us." + pct))
             colors.append(color)
-    bars(ax, labels, figures, colors)
-    ax.set_xscale("log")
+    bars(ax, labels, figures, colors, log=True)
     ax.set_title("2. identify() latency while the pipeline is busy", fontsize=10)
     ax.set_xlabel("microseconds, log scale (lower is better)")
 
     h = s.get("head_of_line", {})
-    ax = axes[1][0]
+    ax = axes[1][1]
     sizes = result["sizes"]
     bars(
         ax,
@@ -308,21 +327,22 @@ def draw(result: dict[str, Any], path: Path) -> None:
         ],
         ["#1f77b4", "#ff7f0e", "#fdae6b"],
     )
-    ax.set_title(
-        "4. head-of-line: the other 95% of users' delivered ops/s (target: 0.9x)", fontsize=10
-    )
+    ax.set_title("4. head-of-line: the other 95%'s ops/s (target 0.9x)", fontsize=10)
     ax.set_xlabel("ops/s (higher is better)")
 
     mem = s.get("memory", {})
-    ax = axes[1][1]
+    ax = axes[1][0]
     total = _fig(mem, "amplitude_async", "bytes_per_op")
     own = _fig(mem, "amplitude_async", "client_bytes_per_op")
     if total is not None and own is not None:
         op_part = total["median"] - own["median"]
-        ax.barh(["per queued operation"], [op_part], color="#9ecae1", label="the Identify")
+        ax.barh(
+            ["per queued operation"], [op_part], height=0.5, color="#9ecae1", label="the Identify"
+        )
         ax.barh(
             ["per queued operation"],
             [own["median"]],
+            height=0.5,
             left=[op_part],
             color="#1f77b4",
             label="the client's receipt, lane, queue",
@@ -332,7 +352,8 @@ def draw(result: dict[str, Any], path: Path) -> None:
             f"{total['median']:,.0f} B", (total["median"], 0), xytext=(4, 0),
             textcoords="offset points", va="center", fontsize=8,
         )  # fmt: skip
-        ax.legend(fontsize=8, loc="lower right")
+        ax.set_ylim(-0.6, 1.4)
+        ax.legend(fontsize=8, loc="upper right")
     else:
         ax.text(0.5, 0.5, "not measured", ha="center", transform=ax.transAxes)
     ax.set_title(
@@ -345,3 +366,16 @@ def draw(result: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Rewrite latest.md and latest.png next to a result file, from its data."""
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0] if args else "benchmarks/results/latest.json")
+    result = json.loads(path.read_text())
+    (path.parent / "latest.md").write_text(markdown(result))
+    draw(result, path.parent / "latest.png")
+
+
+if __name__ == "__main__":
+    main()
