@@ -835,6 +835,7 @@ class AmplitudeClient:
     ) -> None:
         cfg = self._config
         now = self._clock.now()
+        retry_after = verdict.retry_after
         kept = 0
         attempts = 1
         for group in groups:
@@ -848,6 +849,17 @@ class AmplitudeClient:
                     group,
                     FailureReason.RETRIES_EXHAUSTED,
                     f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s; "
+                    f"last error: {verdict.message}",
+                    verdict.status,
+                )
+                continue
+            if retry_after is not None and now + retry_after - started > cfg.retry_deadline:
+                # The server says not before the deadline: waiting cannot help.
+                self._fail_group(
+                    group,
+                    FailureReason.RETRIES_EXHAUSTED,
+                    f"gave up after {first.attempts} attempt(s): the server asked to retry "
+                    f"after {retry_after:g} s, past retry_deadline ({cfg.retry_deadline:g} s); "
                     f"last error: {verdict.message}",
                     verdict.status,
                 )
