@@ -36,7 +36,7 @@ from ._backoff import backoff_delay
 from ._clock import Clock, SystemClock
 from ._coalesce import Group
 from ._config import ClientConfig
-from ._encode import BatchEncoder
+from ._encode import BatchEncoder, form_escape
 from ._errors import (
     ClientClosed,
     ClientNotStarted,
@@ -142,6 +142,10 @@ class AmplitudeClient:
         self._clock: Clock = clock or SystemClock()
         self._now = self._clock.now
         self._encoder = BatchEncoder(api_key, cfg.encoding)
+        # The key as it may come back in an echoed body: raw (JSON, multipart) and
+        # form-escaped. Longest first, so a longer form is cut out whole.
+        escaped = form_escape(api_key.encode("utf-8")).decode("ascii")
+        self._secrets = tuple(sorted({api_key, escaped}, key=len, reverse=True))
         self._acc = Accumulator(
             self._encoder,
             max_items=cfg.batch_max_items,
@@ -678,7 +682,7 @@ class AmplitudeClient:
                 data=body,
                 headers={"Content-Type": self._encoder.content_type},
             )
-            verdict = classify(response)
+            verdict = classify(response, self._secrets)
         except TransportError as exc:
             verdict = classify_transport_error(exc)
         kind = verdict.kind

@@ -16,12 +16,14 @@ from ._errors import TransportError
 from ._http import HttpResponse
 from ._rules import INVALID_API_KEY_TEXT
 
-__all__ = ["Verdict", "VerdictKind", "classify", "classify_transport_error"]
+__all__ = ["REDACTED", "Verdict", "VerdictKind", "classify", "classify_transport_error"]
 
 # Statuses after which the request may already have been applied (DESIGN section 3):
 # a retry can duplicate. 503 and 429 were not applied.
 _AMBIGUOUS_STATUSES = frozenset((500, 502, 504))
 _MESSAGE_MAX = 300
+#: What a secret echoed by the server is replaced with.
+REDACTED = "[redacted]"
 
 
 class VerdictKind(enum.Enum):
@@ -75,21 +77,27 @@ def _parse(body: bytes) -> _ErrorBody | None:
         return None
 
 
-def _message(response: HttpResponse, parsed: _ErrorBody | None) -> str:
+def _message(response: HttpResponse, parsed: _ErrorBody | None, secrets: tuple[str, ...]) -> str:
     if parsed is not None and parsed.error:
         text = parsed.error
     else:
         text = response.text().strip() or f"HTTP {response.status}"
+    # A server or proxy may echo the request, key included: cut it out before the text
+    # is shortened (a key cut in two would escape the replace) and shown anywhere.
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     return text[:_MESSAGE_MAX]
 
 
-def classify(response: HttpResponse) -> Verdict:
-    """The meaning of one answer from ``/identify``."""
+def classify(response: HttpResponse, secrets: tuple[str, ...] = ()) -> Verdict:
+    """The meaning of one answer from ``/identify``. ``secrets`` (the API key, as sent)
+    are cut out of the server's message."""
     status = response.status
     if 200 <= status < 300:
         return Verdict(VerdictKind.DELIVERED, status)
     parsed = _parse(response.body) if response.body[:1] == b"{" else None
-    message = _message(response, parsed)
+    message = _message(response, parsed, secrets)
     if status in (401, 403) or (status == 400 and _is_invalid_key(message)):
         return Verdict(VerdictKind.AUTH, status, "the API key was not accepted")
     if status == 429:

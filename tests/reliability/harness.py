@@ -26,6 +26,7 @@ its sequence order.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import Counter
@@ -108,6 +109,31 @@ async def wait_until(condition: Callable[[], bool], within: float = 20.0) -> Non
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - polling a condition with a deadline
             await asyncio.sleep(0.002)
+
+
+def texts_produced(run: Run, records: Iterable[logging.LogRecord]) -> list[str]:
+    """Every log line (with its traceback), repr and exception message a run produced."""
+    texts: list[str] = []
+    formatter = logging.Formatter()
+    for record in records:
+        texts.append(record.getMessage())
+        if record.exc_info:
+            texts.append(formatter.formatException(record.exc_info))
+    texts.extend(repr(r) for r in run.receipts)
+    texts.extend(repr(o) for o in run.outcomes.values())
+    texts.extend(f"{exc!r} {exc}" for exc in run.raised.values())
+    texts.append(repr(run.stats))
+    return texts
+
+
+def assert_no_secrets(texts: Iterable[str]) -> int:
+    """No text contains the API key or the secret key; returns how many were checked."""
+    count = 0
+    for text in texts:
+        count += 1
+        for secret in (KEY, SECRET):
+            assert secret not in text, f"a secret leaked: {text[:200]!r}"
+    return count
 
 
 def build(workload: Workload) -> tuple[list[Identify], list[str], list[int]]:

@@ -4,6 +4,7 @@ small batches so there are hundreds of requests, every promise checked after eac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,10 @@ from .harness import (
     Run,
     Workload,
     applied_seqs,
+    assert_no_secrets,
     check,
     drive,
+    texts_produced,
     wait_until,
 )
 
@@ -269,7 +272,11 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-async def test_fault_matrix(scenario: Scenario, summary: Summary) -> None:
+async def test_fault_matrix(
+    scenario: Scenario, summary: Summary, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Everything logged at any level is checked for the keys below (security).
+    caplog.set_level(logging.DEBUG)
     emulator: dict[str, Any] = {"eps_threshold": None, **scenario.emulator}
     servers = Servers(**emulator)
     emu = await servers.start()
@@ -305,6 +312,12 @@ async def test_fault_matrix(scenario: Scenario, summary: Summary) -> None:
         delays = sum(1 for f in consumed if f.kind == "delay" and f != Fault.ok())
         if delays:
             faults["delay"] = delays
-    summary(scenario.name, checked.line(run, faults, servers.requests()))
+    texts = texts_produced(run, caplog.records)
+    texts.append(repr(servers.all()[0]))
+    checked_texts = assert_no_secrets(texts)
+    summary(
+        scenario.name,
+        checked.line(run, faults, servers.requests()) + f" texts_without_keys={checked_texts}",
+    )
     if scenario.faults is not None or scenario.script:
         assert sum(faults.values()) > 0, "no fault was injected"
