@@ -128,6 +128,13 @@ class AmplitudeClient:
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigurationError("api_key must be a non-empty string")
+        # Messages here must not echo the key.
+        if any(c.isspace() for c in api_key):
+            raise ConfigurationError(
+                "api_key must not contain whitespace (a newline read from a file?)"
+            )
+        if not api_key.isascii() and not _utf8_encodable(api_key):
+            raise ConfigurationError("api_key must be text UTF-8 can encode")
         if server_zone not in SERVER_URLS:
             raise ConfigurationError(f"server_zone must be 'US' or 'EU', got {server_zone!r}")
         url = server_url if server_url is not None else SERVER_URLS[server_zone]
@@ -908,6 +915,14 @@ def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
         if len(_DELIVERED_CACHE) < 4096:
             _DELIVERED_CACHE[key] = outcome
     return outcome
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _set_future(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:

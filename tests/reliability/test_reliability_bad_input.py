@@ -325,7 +325,11 @@ CONFIG_FIELDS = {
             for name, strategy in CONFIG_FIELDS.items()
         },
     ),
-    st.text(max_size=12) | st.none() | st.integers(),
+    st.text(max_size=12)
+    | any_text
+    | st.sampled_from(["key\n", " key", "k\x00y", "\ud800key"])
+    | st.none()
+    | st.integers(),
     st.sampled_from(["US", "EU", "eu", "", None]),
     st.none()
     | st.sampled_from(["http://127.0.0.1:1/identify", "ftp://x", "https://", "not a url"])
