@@ -154,6 +154,18 @@ def _restart_after(servers: Servers, run: Run, checked: Checked) -> None:
     assert first.stats().applied > 0 and second.stats().applied > 0
 
 
+def _quota_after(servers: Servers, run: Run, checked: Checked) -> None:
+    assert checked.failed["quota"] > 100 and checked.delivered > 1000
+
+
+def _auth_after(servers: Servers, run: Run, checked: Checked) -> None:
+    emu = servers.all()[0].stats()
+    assert checked.failed["auth"] > 1000 and checked.delivered > 0
+    # Nothing was sent after the refusal but what was already in flight.
+    stats = run.stats
+    assert stats is not None and emu.requests <= 61 + 4 * 2
+
+
 def _split_after(servers: Servers, run: Run, checked: Checked) -> None:
     stats = run.stats
     assert stats is not None and stats.splits > 0
@@ -254,6 +266,25 @@ SCENARIOS = [
             rate_503=0.08, rate_5xx_after=0.08, rate_reset=0.05, rate_hang=0.02, hang_seconds=2.0
         ),
         config=dict(request_timeout=0.2, throttle_hold=0.1, batch_max_items=24, max_in_flight=6),
+    ),
+    Scenario(
+        # Amplitude's daily quota: the 429 names the users over it; they fail with
+        # reason quota, never applied; everyone else in those requests goes through.
+        "daily_quota",
+        Expect(reasons=frozenset((FailureReason.QUOTA,))),
+        workload=Workload(hot=10, hot_share=0.5),
+        emulator=dict(daily_quota=25),
+        config=dict(coalesce=False),
+        after=_quota_after,
+    ),
+    Scenario(
+        # The key is refused mid-run: everything not yet delivered fails with auth and
+        # nothing more is sent.
+        "auth_refused_mid_run",
+        Expect(reasons=frozenset((FailureReason.AUTH,))),
+        script=[Fault.ok()] * 60
+        + [Fault.http(400, body={"code": 400, "error": "invalid_api_key"})],
+        after=_auth_after,
     ),
     Scenario(
         "server_restart",
