@@ -105,7 +105,7 @@ TOTALS: Counter[str] = Counter()
 
 
 @settings(
-    max_examples=50,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
