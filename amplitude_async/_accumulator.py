@@ -112,6 +112,11 @@ class Accumulator:
         #: refuse a body for its size or for its number of items), recover on success.
         self.size_limit = max_bytes
         self.item_limit = max_items
+        #: Identifications of one identity in one request, at most: lowered when a 429
+        #: names an identity that had several in the request (a request carrying more
+        #: than the per-identity rate allows is refused every time), recovers on success.
+        self.lane_limit = max_items
+        self._refused_lane: int | None = None
         # What the last 413 refused: the limits grow back to just under it, and past
         # it only after RECOVER_AFTER requests in a row succeed (no 413 every few).
         self._refused_size: int | None = None
@@ -214,6 +219,7 @@ class Accumulator:
         encoder = self._encoder
         limit = self.size_limit
         max_items = self.item_limit
+        lane_limit = self.lane_limit
         size = encoder.overhead(1)
         sep = encoder.overhead(2) - encoder.overhead(1)
         alone = encoder.overhead(1)
@@ -229,7 +235,11 @@ class Accumulator:
                 continue
             lane_groups = self._groups(receipts)
             sent = done = 0
+            lane_full = False
             while done < len(lane_groups):
+                if sent >= lane_limit:
+                    lane_full = True  # this identity has enough in this request
+                    break
                 group = lane_groups[done]
                 if group.encoded is None:
                     try:
@@ -276,7 +286,7 @@ class Accumulator:
             if sent:
                 lane.state = BUSY
                 lanes.append(lane)
-                if leftover:
+                if leftover and not lane_full:
                     break  # the batch is full
             elif leftover:
                 # Nothing of this lane fit: the batch is full, and the lane stays first.
@@ -349,16 +359,37 @@ class Accumulator:
         self._merge_max = _merge_bound(self.size_limit)
         self._successes = 0
 
+    def throttled(self, identifications: int, eps_threshold: int | None) -> None:
+        """A 429 named an identity that had ``identifications`` in the request: send
+        fewer of one identity per request (half, and at most the server's per-second
+        threshold when it said)."""
+        if identifications <= 1:
+            return
+        limit = identifications // 2
+        if eps_threshold is not None and eps_threshold >= 1:
+            limit = min(limit, eps_threshold)
+        self.lane_limit = max(1, min(self.lane_limit, limit))
+        self._refused_lane = min(identifications, self._refused_lane or identifications)
+        self._successes = 0
+
     def recover(self) -> None:
         """A request succeeded: let the limits grow back towards the configured ones,
         by an eighth at a time, up to just under what was last refused; the memory of
         that refusal ends after RECOVER_AFTER successes in a row."""
-        if self.size_limit == self._max_bytes and self.item_limit == self._max_items:
+        if (
+            self.size_limit == self._max_bytes
+            and self.item_limit == self._max_items
+            and self.lane_limit == self._max_items
+        ):
             return
         self._successes += 1
         if self._successes >= RECOVER_AFTER:
-            self._refused_size = self._refused_items = None
+            self._refused_size = self._refused_items = self._refused_lane = None
             self._successes = 0
+        lane_cap = self._max_items
+        if self._refused_lane is not None:
+            lane_cap = max(self.lane_limit, min(lane_cap, self._refused_lane - 1))
+        self.lane_limit = min(lane_cap, self.lane_limit + self.lane_limit // 8 + 1)
         size_cap = self._max_bytes
         if self._refused_size is not None:
             size_cap = max(self.size_limit, min(size_cap, self._refused_size - 1))

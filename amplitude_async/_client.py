@@ -21,7 +21,7 @@ import functools
 import logging
 import threading
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Final, Literal
@@ -747,6 +747,15 @@ class AmplitudeClient:
         )
         if users or devices:
             self._acc.hold(users, devices, self._clock.now() + hold)
+            # A request carrying more identifications of one identity than its rate
+            # allows is refused every time: send fewer of one identity per request.
+            per_identity = Counter(
+                g.key
+                for g in remaining
+                if g.receipts[0].op.user_id in users or g.receipts[0].op.device_id in devices
+            )
+            if per_identity:
+                self._acc.throttled(max(per_identity.values()), verdict.eps_threshold)
         attempt.blocked.update(g.key for g in remaining)
         held_ops = sum(
             len(g.receipts)

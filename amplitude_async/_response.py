@@ -50,6 +50,8 @@ class Verdict:
     indices: frozenset[int] | None = None
     #: THROTTLED / RETRY: the server's Retry-After, in seconds.
     retry_after: float | None = None
+    #: THROTTLED: the per-identity identifications per second the server allows, if said.
+    eps_threshold: int | None = None
     #: RETRY: the request may have been applied (a retry may duplicate it).
     ambiguous: bool = False
 
@@ -59,6 +61,7 @@ class _ErrorBody(msgspec.Struct):
 
     code: int | None = None
     error: str | None = None
+    eps_threshold: float | None = None
     throttled_users: dict[str, float] | None = None
     throttled_devices: dict[str, float] | None = None
     exceeded_daily_quota_users: dict[str, float] | None = None
@@ -111,6 +114,7 @@ def classify(response: HttpResponse, secrets: tuple[str, ...] = ()) -> Verdict:
             quota_users=frozenset(p.exceeded_daily_quota_users or ()),
             quota_devices=frozenset(p.exceeded_daily_quota_devices or ()),
             retry_after=response.retry_after(),
+            eps_threshold=_threshold(p.eps_threshold),
         )
     if status in (413, 414):
         return Verdict(VerdictKind.TOO_LARGE, status, message)
@@ -148,3 +152,9 @@ def _indices(parsed: _ErrorBody | None) -> frozenset[int] | None:
             for indices in table.values():
                 found.update(i for i in indices if isinstance(i, int))
     return frozenset(found) if found else None
+
+
+def _threshold(value: float | None) -> int | None:
+    if value is None or not 1 <= value < 1e9:  # also refuses NaN
+        return None
+    return int(value)

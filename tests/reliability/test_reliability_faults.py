@@ -230,6 +230,17 @@ SCENARIOS = [
         after=_throttle_after,
     ),
     Scenario(
+        # Hot users whose operations do not merge: one request may carry more of one
+        # user's identifications than the per-user rate allows. Such a request used to
+        # be refused with 429 forever.
+        "429_hot_users_unmerged",
+        Expect(must_deliver_all=True),
+        workload=Workload(hot=4, hot_share=0.05),
+        emulator=dict(eps_threshold=20),
+        config=dict(coalesce=False, throttle_hold=0.05, batch_max_items=64),
+        after=_throttle_after,
+    ),
+    Scenario(
         "413_large_batches",
         Expect(must_deliver_all=True),
         workload=Workload(pad=120),
