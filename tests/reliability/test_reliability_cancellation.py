@@ -7,7 +7,8 @@ import asyncio
 import concurrent.futures
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,51 @@ async def test_a_cancelled_awaiter_of_a_receipt_does_not_cancel_the_operation(
 
 async def _await(receipt: aa.Receipt) -> aa.Outcome:
     return await receipt
+
+
+async def test_threads_under_faults_and_backpressure_get_exactly_one_outcome_each(
+    emu: Emulator, summary: Callable[[str, str], None]
+) -> None:
+    """Four threads push through identify_threadsafe() into a small queue while the
+    server fails a third of the requests: every future gets one outcome, every
+    operation is applied, each user's operations first applied in order."""
+    emu.set_faults(Faults(rate_503=0.2, rate_5xx_after=0.1, rate_reset=0.05))
+    calls: Counter[int] = Counter()
+    cfg = fast_config(
+        queue_max=50, batch_max_items=10, on_outcome=lambda op, _o: calls.update([id(op)])
+    )
+    per_thread = 300
+    ops = [
+        [op(f"user-t{t}-{i % 20:03d}", seq=t * per_thread + i) for i in range(per_thread)]
+        for t in range(4)
+    ]
+    futures: list[concurrent.futures.Future[aa.Outcome]] = []
+    lock = threading.Lock()
+    async with AmplitudeClient(KEY, server_url=emu.identify_url, config=cfg) as amp:
+
+        def push(mine: list[aa.Identify]) -> None:
+            for identify in mine:
+                future = amp.identify_threadsafe(identify, timeout=30)
+                with lock:
+                    futures.append(future)
+
+        await asyncio.gather(*(asyncio.to_thread(push, mine) for mine in ops))
+        await asyncio.wait_for(amp.flush(), 30)
+        stats = amp.stats()
+    outcomes = [f.result(timeout=0) for f in futures]
+    assert len(outcomes) == 4 * per_thread and all(o.ok for o in outcomes)
+    assert sorted(calls.values()) == [1] * (4 * per_thread)
+    first: dict[str, list[int]] = {}
+    seen: set[int] = set()
+    for _, key, seqs in applied_seqs(emu.applied):
+        for seq in seqs:
+            if seq not in seen:
+                seen.add(seq)
+                first.setdefault(key, []).append(seq)
+    assert seen == set(range(4 * per_thread))
+    assert all(seqs == sorted(seqs) for seqs in first.values())
+    summary(
+        "threads",
+        f"threads=4 ops={4 * per_thread} queue_max=50 requests={emu.stats().requests} "
+        f"faults={sum(emu.stats().faults.values())} possible_duplicate={stats.possible_duplicates}",
+    )
