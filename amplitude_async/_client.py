@@ -632,6 +632,11 @@ class AmplitudeClient:
                     break
                 self._in_flight += 1
                 self._tg.start_soon(self._send_batch, batch)
+                # Assembling a batch takes a few milliseconds: let the application (and
+                # the request just started) run before assembling the next one, so the
+                # loop never stalls for several batches in a row.
+                await asyncio.sleep(0)
+                now = clock.now()
             if self._settled is not None:
                 self._settled.set()
             self._sleep_until = acc.next_deadline() if self._in_flight < cfg.max_in_flight else None
