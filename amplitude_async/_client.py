@@ -816,6 +816,12 @@ class AmplitudeClient:
         )
 
     async def _on_invalid(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
+        if not verdict.narrow:
+            # The request itself was refused (not a 400): the same for every part of it.
+            for group in groups:
+                self._fail_group(group, FailureReason.INVALID, verdict.message, verdict.status)
+            self._log_invalid(len(groups), verdict)
+            return
         indices = verdict.indices
         if (
             indices is not None

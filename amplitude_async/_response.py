@@ -48,6 +48,9 @@ class Verdict:
     #: INVALID: indices (into the request's identification array) the server named,
     #: or None when it did not say which.
     indices: frozenset[int] | None = None
+    #: INVALID: whether the refusal may be about some items only (a 400), so narrowing
+    #: by bisecting can deliver the rest. Other 4xx and 3xx refuse the request itself.
+    narrow: bool = True
     #: THROTTLED / RETRY: the server's Retry-After, in seconds.
     retry_after: float | None = None
     #: THROTTLED: the per-identity identifications per second the server allows, if said.
@@ -128,8 +131,12 @@ def classify(response: HttpResponse, secrets: tuple[str, ...] = ()) -> Verdict:
             retry_after=response.retry_after(),
             ambiguous=status in _AMBIGUOUS_STATUSES,
         )
-    # Any other 4xx: the request itself is wrong and will not get better by retrying.
-    return Verdict(VerdictKind.INVALID, status, message, indices=None)
+    # Any other 4xx, or a redirect (not followed): the request itself is refused (a
+    # wrong URL, say); it will not get better by retrying, nor by sending its items
+    # one by one (that would be a request storm against the wrong endpoint).
+    hint = " (check server_url)" if status < 400 or status in (404, 405) else ""
+    message = f"the request was refused with HTTP {status}{hint}: {message}"[:_MESSAGE_MAX]
+    return Verdict(VerdictKind.INVALID, status, message, indices=None, narrow=False)
 
 
 def classify_transport_error(exc: TransportError) -> Verdict:

@@ -427,6 +427,25 @@ async def _through_the_pipeline(ops: list[Identify], coalesce: bool) -> None:
 # -- whatever the server answers --------------------------------------------------------
 
 
+@pytest.mark.parametrize("status", [301, 308, 404, 405, 415, 422])
+async def test_a_refused_request_fails_its_batch_in_one_request_not_item_by_item(
+    server: ScriptedServer, status: int
+) -> None:
+    """A redirect (a wrong http:// URL) or a 404 refuses the request, not some items:
+    narrowing it by bisecting sent about two requests per operation (199 for 100)."""
+    server.responder = lambda _r: web.Response(status=status, text="nope")
+    cfg = fast_config(batch_max_items=100, flush_interval=0.05)
+    async with AmplitudeClient(KEY, server_url=server.url, config=cfg) as amp:
+        receipts = [
+            await amp.identify(Identify(user_id=f"user-{i:05d}").set("a", i)) for i in range(100)
+        ]
+        outcomes = await outcomes_of(receipts)
+    assert len(server.requests) == 1
+    for outcome in outcomes:
+        assert isinstance(outcome, Failed) and outcome.reason is FailureReason.INVALID
+        assert outcome.status == status and f"HTTP {status}" in outcome.message
+
+
 @pytest.mark.parametrize(("retry_after", "delivered"), [("3600", False), ("0.05", True)])
 async def test_a_retry_after_past_the_retry_deadline_fails_at_once(
     server: ScriptedServer, retry_after: str, delivered: bool
