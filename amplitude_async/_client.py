@@ -438,6 +438,13 @@ class AmplitudeClient:
 
     def _full(self, op: Identify) -> Receipt:
         if self._config.on_full == "drop":
+            dropped = self._counters.failed[FailureReason.DROPPED.value] + 1
+            if dropped & (dropped - 1) == 0:  # the 1st, 2nd, 4th, 8th, ... drop: not a flood
+                logger.warning(
+                    "intake full (queue_max=%d): %d operation(s) dropped so far (reason dropped)",
+                    self._config.queue_max,
+                    dropped,
+                )
             op._freeze()
             receipt = Receipt(op, self._now(), self._gen)
             self._counters.enqueued += 1
@@ -626,8 +633,7 @@ class AmplitudeClient:
                 batch, refused = acc.take(now)
                 for group, reason, message in refused:
                     self._fail_group(group, reason, message, None)
-                    if reason is FailureReason.INVALID:
-                        logger.warning("%d operation(s) failed: %s", len(group.receipts), message)
+                    _log_failed(len(group.receipts), reason, message)
                 if batch is None:
                     break
                 self._in_flight += 1
@@ -775,7 +781,8 @@ class AmplitudeClient:
             hold,
             held_ops,
             sum(len(g.receipts) for g in remaining) - held_ops,
-            f"; {len(quota_users) + len(quota_devices)} identity(ies) over the daily quota failed"
+            f"; {len(quota_users) + len(quota_devices)} identity(ies) over the daily quota: "
+            f"their operations failed with reason quota"
             if quota_users or quota_devices
             else "",
         )
@@ -784,12 +791,9 @@ class AmplitudeClient:
         self, groups: list[Group], verdict: Verdict, size: int, attempt: _Attempt, split: bool
     ) -> None:
         if len(groups) == 1 and len(groups[0].receipts) == 1:
-            self._fail_group(
-                groups[0],
-                FailureReason.TOO_LARGE,
-                f"the server refused the identification as too large ({verdict.message})",
-                verdict.status,
-            )
+            message = f"the server refused the identification as too large ({verdict.message})"
+            self._fail_group(groups[0], FailureReason.TOO_LARGE, message, verdict.status)
+            _log_failed(1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}")
             return
         self._counters.splits += 1
         self._acc.shrink(size, len(groups))
@@ -854,7 +858,7 @@ class AmplitudeClient:
 
     def _log_invalid(self, count: int, verdict: Verdict) -> None:
         logger.warning(
-            "HTTP %s from %s: %d identification(s) rejected: %s",
+            "HTTP %s from %s: %d identification(s) rejected (reason invalid): %s",
             verdict.status,
             self._host,
             count,
@@ -867,7 +871,8 @@ class AmplitudeClient:
         cfg = self._config
         now = self._clock.now()
         retry_after = verdict.retry_after
-        kept = 0
+        kept = gave_up = 0
+        last_message = ""
         attempts = 1
         for group in groups:
             first = group.receipts[0]
@@ -875,29 +880,29 @@ class AmplitudeClient:
                 for receipt in group.receipts:
                     receipt._ambiguous = True
             started = first.first_sent_at if first.first_sent_at is not None else sent_at
+            message = None
             if now - started >= cfg.retry_deadline:
-                self._fail_group(
-                    group,
-                    FailureReason.RETRIES_EXHAUSTED,
+                message = (
                     f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s; "
-                    f"last error: {verdict.message}",
-                    verdict.status,
+                    f"last error: {verdict.message}"
                 )
-                continue
-            if retry_after is not None and now + retry_after - started > cfg.retry_deadline:
+            elif retry_after is not None and now + retry_after - started > cfg.retry_deadline:
                 # The server says not before the deadline: waiting cannot help.
-                self._fail_group(
-                    group,
-                    FailureReason.RETRIES_EXHAUSTED,
+                message = (
                     f"gave up after {first.attempts} attempt(s): the server asked to retry "
                     f"after {retry_after:g} s, past retry_deadline ({cfg.retry_deadline:g} s); "
-                    f"last error: {verdict.message}",
-                    verdict.status,
+                    f"last error: {verdict.message}"
                 )
+            if message is not None:
+                self._fail_group(group, FailureReason.RETRIES_EXHAUSTED, message, verdict.status)
+                gave_up += len(group.receipts)
+                last_message = message
                 continue
             kept += len(group.receipts)
             attempts = max(attempts, first.attempts)
             attempt.blocked.add(group.key)
+        if gave_up:
+            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message)
         if not kept:
             return
         delay = backoff_delay(
@@ -935,6 +940,10 @@ def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
         if len(_DELIVERED_CACHE) < 4096:
             _DELIVERED_CACHE[key] = outcome
     return outcome
+
+
+def _log_failed(count: int, reason: FailureReason, message: str) -> None:
+    logger.warning("%d operation(s) failed with reason %s: %s", count, reason.value, message)
 
 
 def _utf8_encodable(text: str) -> bool:

@@ -4,17 +4,21 @@ small batches so there are hundreds of requests, every promise checked after eac
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from amplitude_async import AmplitudeClient, ClientConfig, FailureReason
+import amplitude_async as aa
+from amplitude_async import AmplitudeClient, ClientConfig, FailureReason, Identify
 from amplitude_async.emulator import Emulator, Fault, Faults
 
-from ..conftest import fast_config
+from ..conftest import Request, ScriptedServer, fast_config
 from .harness import (
     KEY,
     SECRET,
@@ -363,3 +367,61 @@ async def test_fault_matrix(
     )
     if scenario.faults is not None or scenario.script:
         assert sum(faults.values()) > 0, "no fault was injected"
+
+
+async def test_every_failure_reason_reaches_the_log(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing fails silently: each reason an operation can fail with shows up in a
+    warning (or error) that names it, besides the receipt, the callback and the counters."""
+    caplog.set_level(logging.WARNING, logger="amplitude_async")
+
+    def answer(request: Request) -> web.Response:
+        users = request.users()
+        if "user-invalid" in users:
+            bad = [i for i, u in enumerate(users) if u == "user-invalid"]
+            body = {"code": 400, "error": "bad", "events_with_invalid_fields": {"user_id": bad}}
+            return web.json_response(body, status=400)
+        if "user-quota1" in users:
+            body = {"code": 429, "exceeded_daily_quota_users": {"user-quota1": 9}}
+            return web.json_response(body, status=429)
+        if "user-retry1" in users:
+            return web.Response(status=503, text="busy")
+        if any(len(json.dumps(i)) > 3000 for i in request.identifications):
+            return web.Response(status=413, text="too large")
+        return web.Response(text="success")
+
+    server.responder = answer
+    reasons: set[str] = set()
+
+    def record(_op: Identify, outcome: aa.Outcome) -> None:
+        if isinstance(outcome, aa.Failed):
+            reasons.add(outcome.reason.value)
+
+    cfg = fast_config(retry_deadline=0.2, batch_max_bytes=20_000, on_outcome=record)
+    async with AmplitudeClient(KEY, server_url=server.url, config=cfg) as amp:
+        for user in ("user-invalid", "user-quota1", "user-retry1", "user-fine1"):
+            await amp.identify(Identify(user_id=user).set("a", 1))
+        await amp.identify(Identify(user_id="user-big01").set("big", "x" * 4000))  # 413 alone
+        await amp.identify(Identify(user_id="user-huge1").set("big", "x" * 30_000))  # > max
+        await asyncio.wait_for(amp.flush(), 10)
+    server.responder = lambda _r: web.json_response({"error": "invalid_api_key"}, status=400)
+    drop = fast_config(queue_max=1, on_full="drop", on_outcome=record, shutdown_timeout=0.05)
+    async with AmplitudeClient(KEY, server_url=server.url, config=drop) as amp:
+        await amp.identify(Identify(user_id="user-auth1").set("a", 1))  # auth
+        await amp.identify(Identify(user_id="user-drop1").set("a", 1))  # dropped
+    stalled = asyncio.Event()
+
+    async def stall(_r: Request) -> web.Response:
+        await stalled.wait()
+        return web.Response(text="success")
+
+    server.responder = stall
+    async with AmplitudeClient(KEY, server_url=server.url, config=drop) as amp:
+        await amp.identify(Identify(user_id="user-shut1").set("a", 1))  # shutdown
+    stalled.set()
+    expected = {reason.value for reason in FailureReason}
+    assert reasons == expected
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    missing = sorted(reason for reason in expected if f"reason {reason}" not in logged)
+    assert not missing, f"failure reasons never logged: {missing}\n{logged}"
