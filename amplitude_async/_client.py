@@ -446,7 +446,7 @@ class AmplitudeClient:
                     dropped,
                 )
             op._freeze()
-            receipt = Receipt(op, self._now(), self._gen)
+            receipt = Receipt(op, self._gen)
             self._counters.enqueued += 1
             self._unresolved += 1
             self._open_now += 1
@@ -465,7 +465,7 @@ class AmplitudeClient:
     def _enqueue(self, op: Identify) -> Receipt:
         op._frozen = True
         now = self._now()
-        receipt = Receipt(op, now, self._gen)
+        receipt = Receipt(op, self._gen)
         self._counters.enqueued += 1
         self._unresolved += 1
         self._open_now += 1

@@ -77,7 +77,6 @@ class Receipt:
         "_callbacks",
         "_waiter",
         "attempts",
-        "enqueued_at",
         "first_sent_at",
         "gen",
         "op",
@@ -88,13 +87,12 @@ class Receipt:
     #: The outcome once known, else None.
     outcome: Outcome | None
 
-    def __init__(self, op: Identify, enqueued_at: float, gen: int = 0) -> None:
+    def __init__(self, op: Identify, gen: int = 0) -> None:
         self.op = op
         #: The flush generation it was enqueued in (flush() waits per generation).
         self.gen = gen
         self.outcome = _PENDING
         self._waiter: asyncio.Future[Outcome] | None = None
-        self.enqueued_at = enqueued_at
         self.first_sent_at: float | None = None
         self.attempts = 0
         self._ambiguous = False

@@ -187,7 +187,7 @@ def test_coalesced_groups_apply_to_the_same_state(
 ) -> None:
     expected = reference(ops, initial)
     for user, lane in by_lane(ops).items():
-        receipts = [Receipt(op, 0.0) for op in lane]
+        receipts = [Receipt(op) for op in lane]
         groups = coalesce(receipts)
         # Every operation is carried exactly once, in order.
         assert [r for g in groups for r in g.receipts] == receipts
@@ -206,7 +206,7 @@ def test_coalesced_groups_apply_to_the_same_state(
 @given(sequences(min_size=2, max_size=30, users=USERS[:1]))
 def test_one_hot_user_merges_and_stays_exact(ops: list[Identify]) -> None:
     """One lane, long sequences: the case coalescing is for."""
-    receipts = [Receipt(op, 0.0) for op in ops]
+    receipts = [Receipt(op) for op in ops]
     groups = coalesce(receipts)
     assert 1 <= len(groups) <= len(ops)
     state = UserState()

@@ -20,7 +20,7 @@ D = "device-0001"
 
 
 def merge(*ops: Identify, max_bytes: int = MERGE_BYTES_MAX) -> list[tuple[dict[str, Any], int]]:
-    receipts = [Receipt(op, 0.0) for op in ops]
+    receipts = [Receipt(op) for op in ops]
     groups = coalesce(receipts, max_bytes=max_bytes)
     # Every operation is carried once, in order, whatever merged.
     assert [r for g in groups for r in g.receipts] == receipts
