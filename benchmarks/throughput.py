@@ -22,40 +22,14 @@ import gc
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
 
 from amplitude_async import AmplitudeClient, ClientConfig, Identify
 
-
-@contextmanager
-def sink_process(cpu: int | None = 1) -> Iterator[str]:
-    """Start benchmarks/_sink.py in a subprocess; yield its base URL."""
-    cmd = [sys.executable, "-m", "benchmarks._sink", "--port", "0"]
-    if (
-        cpu is not None
-        and hasattr(os, "sched_setaffinity")
-        and os.cpu_count()
-        and os.cpu_count() > 1
-    ):  # type: ignore[operator]
-        cmd += ["--cpu", str(cpu)]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=root)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("port "):
-            raise RuntimeError(f"sink did not start: {line!r}")
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        proc.terminate()
-        proc.wait(5)
+from .suite import sink_process
 
 
 def workload(ops: int, users: int) -> list[Identify]:
@@ -139,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ops = workload(args.ops, args.users)
     gc.collect()
     gc.freeze()
-    with sink_process() as url:
+    with sink_process() as (url, _info):
         result = asyncio.run(run(url, ops, config, args.yield_every))
     result["users"] = args.users
     result["coalesce"] = not args.no_coalesce
