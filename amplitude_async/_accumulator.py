@@ -80,12 +80,11 @@ class Lane:
 class Batch:
     """Groups taken for one request, and the lanes they came from (all BUSY)."""
 
-    __slots__ = ("groups", "lanes", "size")
+    __slots__ = ("groups", "lanes")
 
-    def __init__(self, groups: list[Group], lanes: list[Lane], size: int) -> None:
+    def __init__(self, groups: list[Group], lanes: list[Lane]) -> None:
         self.groups = groups
         self.lanes = lanes
-        self.size = size
 
     def receipts(self) -> Iterator[Receipt]:
         for group in self.groups:
@@ -217,15 +216,55 @@ class Accumulator:
         large alone, or not encodable), each with its failure reason and message."""
         self._release(now)
         encoder = self._encoder
+        encode = encoder.encode_item
+        expansion = encoder.expansion
         limit = self.size_limit
+        max_bytes = self._max_bytes
         max_items = self.item_limit
         lane_limit = self.lane_limit
-        size = encoder.overhead(1)
-        sep = encoder.overhead(2) - encoder.overhead(1)
         alone = encoder.overhead(1)
+        sep = encoder.overhead(2) - alone
+        # The body's size: ``size`` counts exactly what is sized (overhead, separators,
+        # items sized before); ``unsized`` bounds the rest from above (JSON length times
+        # the worst escaping). Escaping is counted exactly only once the bound comes near
+        # a limit, which in most batches is never: sizing every item costs as much as
+        # encoding it.
+        size = alone
+        unsized = 0
+        unsized_groups: list[Group] = []
         groups: list[Group] = []
         lanes: list[Lane] = []
         refused: list[Refused] = []
+        ready = self._ready
+        if not self._urgent and not (self._held_users or self._held_devices):
+            # The common case, kept tight: lanes of one new operation, nobody held.
+            # Anything else (a longer lane, a value that does not encode, a limit near)
+            # is left where it is for the general loop below.
+            while ready and len(groups) < max_items:
+                simple = ready[0]
+                pending = simple.pending
+                if len(pending) != 1:
+                    break
+                wire = pending[0].op.to_dict()
+                try:
+                    json_item = encode(wire)
+                except _ENCODE_ERRORS:
+                    break
+                worst = len(json_item) * expansion
+                cost = sep if groups else 0
+                if alone + worst > max_bytes or size + unsized + worst + cost > limit:
+                    break
+                ready.popleft()
+                self._ready_ops -= 1
+                simple.pending = []
+                simple.state = BUSY
+                lanes.append(simple)
+                first = Group(simple.key, pending, wire)
+                first.encoded = json_item
+                groups.append(first)
+                unsized_groups.append(first)
+                unsized += worst
+                size += cost
         while len(groups) < max_items:
             lane = self._next_candidate()
             if lane is None:
@@ -233,7 +272,7 @@ class Accumulator:
             receipts = self._sendable_prefix(lane, now)
             if not receipts:
                 continue
-            lane_groups = self._groups(receipts)
+            lane_groups = self._groups(lane.key, receipts)
             sent = done = 0
             lane_full = False
             while done < len(lane_groups):
@@ -241,9 +280,10 @@ class Accumulator:
                     lane_full = True  # this identity has enough in this request
                     break
                 group = lane_groups[done]
-                if group.encoded is None:
+                encoded = group.encoded
+                if encoded is None:
                     try:
-                        group.encoded = encoder.encode_item(group.wire)
+                        group.encoded = encoded = encode(group.wire)
                     except _ENCODE_ERRORS as exc:
                         # A value the JSON encoder refuses (a lone surrogate, a value
                         # changed after it was queued): that operation fails, not the
@@ -254,9 +294,31 @@ class Accumulator:
                             refused.append(Refused(group, FailureReason.INVALID, _unencodable(exc)))
                             done += 1
                         continue
-                    group.size = encoder.item_size(group.encoded)
+                cost = sep if groups else 0
+                if not group.size:
+                    worst = len(encoded) * expansion
+                    if (
+                        alone + worst <= max_bytes
+                        and size + unsized + worst + cost <= limit
+                        and len(groups) < max_items
+                    ):
+                        # Fits even if every byte were escaped: size it later, if ever.
+                        groups.append(group)
+                        unsized_groups.append(group)
+                        unsized += worst
+                        size += cost
+                        sent += 1
+                        done += 1
+                        continue
+                    # Near a limit: count exactly, this item and those bounded so far.
+                    for bounded in unsized_groups:
+                        bounded.size = encoder.item_size(bounded.encoded)  # type: ignore[arg-type]
+                        size += bounded.size
+                    unsized_groups.clear()
+                    unsized = 0
+                    group.size = encoder.item_size(encoded)
                 item = group.size
-                if alone + item > self._max_bytes:
+                if alone + item > max_bytes:
                     if len(group.receipts) > 1:
                         # A merge grew too large (the merge bound is an estimate):
                         # its operations go on unmerged.
@@ -268,16 +330,15 @@ class Accumulator:
                             group,
                             FailureReason.TOO_LARGE,
                             f"the identification alone is larger than batch_max_bytes "
-                            f"({self._max_bytes} bytes)",
+                            f"({max_bytes} bytes)",
                         )
                     )
                     done += 1
                     continue
-                cost = item + (sep if groups else 0)
-                if len(groups) >= max_items or (groups and size + cost > limit):
+                if len(groups) >= max_items or (groups and size + unsized + item + cost > limit):
                     break
                 groups.append(group)
-                size += cost
+                size += item + cost
                 sent += 1
                 done += 1
             leftover = lane_groups[done:]
@@ -297,10 +358,14 @@ class Accumulator:
                 self._park(lane, now, None)
         if not groups:
             return None, refused
-        return Batch(groups, lanes, size), refused
+        return Batch(groups, lanes), refused
 
-    def _groups(self, receipts: list[Receipt]) -> list[Group]:
+    def _groups(self, key: str, receipts: list[Receipt]) -> list[Group]:
         """The identifications for a lane's sendable operations."""
+        if len(receipts) == 1:
+            # Most lanes hold one operation: its group needs no merging (and may own
+            # the list the lane gave up).
+            return [Group(key, receipts, receipts[0].op.to_dict())]
         if not self._coalesce:
             return [single(r) for r in receipts]
         try:

@@ -58,11 +58,13 @@ class BatchEncoder:
     the whole batch (:meth:`body`), which is far cheaper than escaping item by item.
     """
 
-    __slots__ = ("_encode", "_form", "_prefix", "_suffix", "content_type")
+    __slots__ = ("_encode", "_form", "_prefix", "_suffix", "content_type", "expansion")
 
     def __init__(self, api_key: str, encoding: str) -> None:
         self._encode = msgspec.json.Encoder().encode
         self._form = encoding == "form"
+        #: How many body bytes one JSON byte may take at most (form escaping: "%XX").
+        self.expansion = 3 if self._form else 1
         key = api_key.encode("utf-8")
         if self._form:
             self.content_type = "application/x-www-form-urlencoded"

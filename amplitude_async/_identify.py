@@ -191,29 +191,17 @@ class Identify:
 
     def user_properties(self) -> dict[str, dict[str, Any]]:
         """The wire ``user_properties`` object (operation -> {property: value})."""
-        ops = self._ops
-        if len(ops) == 1:
-            operation, name, value = ops[0]
-            if operation == "$clearAll":
-                return {"$clearAll": NO_VALUE}  # type: ignore[dict-item]
-            return {operation: {name: value}}
-        out: dict[str, dict[str, Any]] = {}
-        for operation, name, value in ops:
-            if operation == "$clearAll":
-                return {"$clearAll": NO_VALUE}  # type: ignore[dict-item]
-            bucket = out.get(operation)
-            if bucket is None:
-                out[operation] = bucket = {}
-            bucket[name] = value
-        return out
+        return _user_properties(self._ops)
 
     def to_dict(self) -> dict[str, Any]:
         """The wire identification object, as the Identify API documents it."""
-        wire: dict[str, Any] = {"user_id": self.user_id} if self.user_id is not None else {}
+        user_id = self.user_id
+        wire: dict[str, Any] = {"user_id": user_id} if user_id is not None else {}
         if self.device_id is not None:
             wire["device_id"] = self.device_id
-        if self._ops:
-            wire["user_properties"] = self.user_properties()
+        ops = self._ops
+        if ops:
+            wire["user_properties"] = _user_properties(ops)
         if self.groups:
             wire["groups"] = self.groups
         if self._fields:
@@ -357,6 +345,29 @@ class Identify:
         if self._fields:
             parts.extend(f"{k}={v!r}" for k, v in self._fields.items())
         return f"Identify({', '.join(parts)})"
+
+
+def _user_properties(ops: list[Op]) -> dict[str, dict[str, Any]]:
+    # Built for every operation sent (the hot path), so one and two operations, the
+    # usual sizes, are spelled out instead of looped over.
+    if len(ops) == 1:
+        operation, name, value = ops[0]
+        if operation == "$clearAll":  # never combined with other operations
+            return {"$clearAll": NO_VALUE}  # type: ignore[dict-item]
+        return {operation: {name: value}}
+    if len(ops) == 2:
+        (op1, name1, value1), (op2, name2, value2) = ops
+        if op1 != op2:
+            return {op1: {name1: value1}, op2: {name2: value2}}
+        return {op1: {name1: value1, name2: value2}}
+    out: dict[str, dict[str, Any]] = {}
+    for operation, name, value in ops:
+        bucket = out.get(operation)
+        if bucket is None:
+            out[operation] = {name: value}
+        else:
+            bucket[name] = value
+    return out
 
 
 def _checked_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
