@@ -20,7 +20,7 @@ import heapq
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import msgspec
@@ -85,10 +85,6 @@ class Batch:
     def __init__(self, groups: list[Group], lanes: list[Lane]) -> None:
         self.groups = groups
         self.lanes = lanes
-
-    def receipts(self) -> Iterator[Receipt]:
-        for group in self.groups:
-            yield from group.receipts
 
 
 class Accumulator:
@@ -377,13 +373,21 @@ class Accumulator:
     def settle(
         self,
         batch: Batch,
-        back: Iterable[Receipt],
+        back: list[Receipt],
         now: float,
         not_before: float | None = None,
     ) -> None:
         """A batch's request is over: put ``back`` (operations without an outcome, in
         batch order) at the front of their lanes, then free the lanes (parking them
         until ``not_before`` if given)."""
+        if not back:
+            # All done (the usual case): most lanes have nothing new and go idle.
+            for lane in batch.lanes:
+                if lane.pending:
+                    self._park(lane, now, None)
+                else:
+                    self._forget(lane)
+            return
         returned: dict[str, list[Receipt]] = {}
         for receipt in back:
             op = receipt.op
@@ -533,11 +537,7 @@ class Accumulator:
     def _park(self, lane: Lane, now: float, not_before: float | None) -> None:
         """Put a lane that is not BUSY any more where it belongs."""
         if not lane.pending:
-            lane.state = IDLE
-            if self._lanes.get(lane.key) is lane:
-                del self._lanes[lane.key]
-                if len(self._pool) < LANE_POOL_MAX:
-                    self._pool.append(lane)
+            self._forget(lane)
             return
         # A lane dropped by drain_all() while its request was in flight comes back,
         # so that what it still holds is drained too.
@@ -549,6 +549,14 @@ class Accumulator:
             return
         lane.state = URGENT
         self._urgent.append(lane)
+
+    def _forget(self, lane: Lane) -> None:
+        """An empty lane goes IDLE: out of the map, into the pool for reuse."""
+        lane.state = IDLE
+        if self._lanes.get(lane.key) is lane:
+            del self._lanes[lane.key]
+            if len(self._pool) < LANE_POOL_MAX:
+                self._pool.append(lane)
 
     def _release(self, now: float) -> None:
         held = self._held

@@ -608,6 +608,53 @@ class AmplitudeClient:
                 self._counters.possible_duplicates += 1
             self._resolve(receipt, _delivered(status, receipt.attempts, duplicate))
 
+    def _deliver_all(self, groups: list[Group], status: int) -> None:
+        """Resolve every operation of a delivered request: what _resolve does, once per
+        request instead of once per operation (the hot path: a thousand per request)."""
+        if self._on_outcome is not None:
+            # A user callback may read stats() as it goes: one at a time.
+            for group in groups:
+                self._deliver_group(group, status)
+            return
+        counters = self._counters
+        current_gen = self._gen
+        first_try = _delivered(status, 1, False)
+        resolved = in_current = 0
+        older: Counter[int] | None = None
+        for group in groups:
+            for receipt in group.receipts:
+                if receipt.attempts == 1 and not receipt._ambiguous:
+                    outcome = first_try
+                else:
+                    if receipt._ambiguous:
+                        counters.possible_duplicates += 1
+                    outcome = _delivered(status, receipt.attempts, receipt._ambiguous)
+                receipt._resolve(outcome)
+                resolved += 1
+                if receipt.gen == current_gen:
+                    in_current += 1
+                else:
+                    if older is None:
+                        older = Counter()
+                    older[receipt.gen] += 1
+        counters.delivered += resolved
+        self._unresolved -= resolved
+        self._open_now -= in_current
+        if older is not None:
+            gen_open = self._gen_open
+            closed = False
+            for gen, count in older.items():
+                left = gen_open[gen] - count
+                if left:
+                    gen_open[gen] = left
+                else:
+                    del gen_open[gen]
+                    closed = True
+            if closed and self._flush_waiters:
+                self._release_flush_waiters()
+        for _ in range(min(resolved, len(self._space_waiters))):
+            self._wake_one_space_waiter()
+
     def _fail_group(
         self, group: Group, reason: FailureReason, message: str, status: int | None
     ) -> None:
@@ -662,7 +709,7 @@ class AmplitudeClient:
             # (also when cancelled at shutdown, so aclose() can fail and spool it).
             # Per operation, not per group: a merged group that was re-sent unmerged
             # (413, 400) may have some of its operations resolved and others not.
-            back = [r for r in batch.receipts() if r.outcome is None]
+            back = [r for g in batch.groups for r in g.receipts if r.outcome is None]
             if back:
                 self._counters.retried += len(back)
             self._acc.settle(batch, back, self._clock.now(), attempt.not_before)
@@ -706,8 +753,7 @@ class AmplitudeClient:
         kind = verdict.kind
         if kind is VerdictKind.DELIVERED:
             status = verdict.status or 200
-            for group in groups:
-                self._deliver_group(group, status)
+            self._deliver_all(groups, status)
             self._acc.recover()
         elif kind is VerdictKind.THROTTLED:
             self._on_throttled(groups, verdict, attempt)
