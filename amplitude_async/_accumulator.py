@@ -255,7 +255,7 @@ class Accumulator:
                 simple.pending = []
                 simple.state = BUSY
                 lanes.append(simple)
-                first = Group(simple.key, pending, wire)
+                first = Group(simple.key, pending, None)
                 first.encoded = json_item
                 groups.append(first)
                 unsized_groups.append(first)
@@ -279,7 +279,8 @@ class Accumulator:
                 encoded = group.encoded
                 if encoded is None:
                     try:
-                        group.encoded = encoded = encode(group.wire)
+                        group.encoded = encoded = encode(group.wire)  # type: ignore[arg-type]
+                        group.wire = None
                     except _ENCODE_ERRORS as exc:
                         # A value the JSON encoder refuses (a lone surrogate, a value
                         # changed after it was queued): that operation fails, not the
@@ -474,7 +475,8 @@ class Accumulator:
         encoder = self._encoder
         singles = [single(r) for r in group.receipts]
         for one in singles:
-            one.encoded = encoder.encode_item(one.wire)
+            one.encoded = encoder.encode_item(one.wire)  # type: ignore[arg-type]
+            one.wire = None
             one.size = encoder.item_size(one.encoded)
         return singles
 

@@ -161,6 +161,10 @@ class AmplitudeClient:
             coalesce=cfg.coalesce,
             throttle_map_max=cfg.throttle_map_max,
         )
+        # Read for every operation: kept here rather than looked up in the config.
+        self._queue_max = cfg.queue_max
+        self._max_in_flight = cfg.max_in_flight
+        self._min_id_length = cfg.min_id_length
         self._state = _State.UNOPENED
         self._counters = Counters()
         self._unresolved = 0
@@ -352,7 +356,7 @@ class AmplitudeClient:
         when intake is full and ``on_full="raise"``.
         """
         self._check(op)
-        if self._unresolved >= self._config.queue_max:
+        if self._unresolved >= self._queue_max:
             policy = self._config.on_full
             if policy != "wait":
                 return self._full(op)
@@ -363,7 +367,7 @@ class AmplitudeClient:
         """Queue one operation without waiting. When intake is full, ``on_full="drop"``
         drops it (a Failed receipt) and both "wait" and "raise" raise :class:`QueueFull`."""
         self._check(op)
-        if self._unresolved >= self._config.queue_max:
+        if self._unresolved >= self._queue_max:
             return self._full(op)
         return self._enqueue(op)
 
@@ -422,12 +426,17 @@ class AmplitudeClient:
             raise ValidationError(
                 "this Identify was already queued; build a new one for another operation"
             )
-        min_length = self._config.min_id_length
-        for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
-            if value is not None and len(value) < min_length:
-                problem = id_problem(value, kind, min_length)
-                if problem:
-                    raise ValidationError(problem)
+        min_length = self._min_id_length
+        user_id, device_id = op.user_id, op.device_id
+        if user_id is not None and len(user_id) < min_length:
+            self._refuse_short_id(user_id, "user_id")
+        if device_id is not None and len(device_id) < min_length:
+            self._refuse_short_id(device_id, "device_id")
+
+    def _refuse_short_id(self, value: str, kind: str) -> None:
+        problem = id_problem(value, kind, self._min_id_length)
+        if problem:
+            raise ValidationError(problem)
 
     def _state_error(self) -> ClientStateError:
         if self._state is _State.UNOPENED:
@@ -477,7 +486,7 @@ class AmplitudeClient:
         # Wake the sender only when this operation changes what it waits for.
         wake = self._wake
         assert wake is not None
-        if self._in_flight < self._config.max_in_flight and not wake.is_set():
+        if self._in_flight < self._max_in_flight and not wake.is_set():
             sleep_until = self._sleep_until
             if (
                 sleep_until is None
@@ -489,7 +498,7 @@ class AmplitudeClient:
 
     async def _wait_for_space(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._unresolved >= self._config.queue_max:
+        while self._unresolved >= self._queue_max:
             waiter: asyncio.Future[None] = loop.create_future()
             self._space_waiters.append(waiter)
             try:

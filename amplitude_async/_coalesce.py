@@ -59,9 +59,11 @@ class Group:
 
     __slots__ = ("encoded", "key", "receipts", "size", "wire")
 
-    def __init__(self, key: str, receipts: list[Receipt], wire: dict[str, Any]) -> None:
+    def __init__(self, key: str, receipts: list[Receipt], wire: dict[str, Any] | None) -> None:
         self.key = key
         self.receipts = receipts
+        #: The identification as a dictionary, until it is encoded (then None: a
+        #: request in flight keeps only the bytes).
         self.wire = wire
         #: The encoded identification and its size in a body, cached so a re-send
         #: does not encode again.
