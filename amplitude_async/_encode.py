@@ -16,15 +16,25 @@ __all__ = ["BatchEncoder", "form_escape"]
 
 # RFC 3986 unreserved characters: never escaped.
 _UNRESERVED: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
-# Printable ASCII that must be escaped. '%' is escaped before all of them (so we never
-# escape our own escapes) and ' ' after all of them (its '+' must not become '%2B').
+# Printable ASCII that must be escaped, in the order form_escape() replaces them: '%'
+# before all (so we never escape our own escapes, not in this list), '+' before ' '
+# (whose '+' must not become '%2B'), and JSON's most frequent punctuation last, so that
+# the fewest passes run over an already grown body.
+_JSON_FREQUENT: Final = (b"}", b"{", b",", b":", b'"')
 _PRINTABLE_SPECIAL: Final = (
-    *(bytes([b]) for b in range(0x21, 0x7F) if b not in _UNRESERVED and b != ord("%")),
+    *(
+        bytes([b])
+        for b in range(0x21, 0x7F)
+        if b not in _UNRESERVED and b != ord("%") and bytes([b]) not in _JSON_FREQUENT
+    ),
     b" ",
+    *_JSON_FREQUENT,
 )
 _ESCAPE_OF: Final = {s: (b"+" if s == b" " else b"%%%02X" % s[0]) for s in _PRINTABLE_SPECIAL}
 _PRINTABLE: Final = _UNRESERVED + b"".join(_PRINTABLE_SPECIAL) + b"%"
-# Fallback for bytes outside printable ASCII (UTF-8, control characters).
+# Bytes outside printable ASCII (UTF-8, control characters) are replaced pass by pass
+# too while few distinct ones occur (accented text); past this many, one translate.
+_DISTINCT_OTHER_MAX: Final = 16
 _TABLE: Final = [
     chr(b) if b in _UNRESERVED else ("+" if b == 0x20 else f"%{b:02X}") for b in range(256)
 ]
@@ -33,12 +43,17 @@ _TABLE: Final = [
 def form_escape(data: bytes) -> bytes:
     """``application/x-www-form-urlencoded`` escaping, as ``urllib.parse.quote_plus``.
 
-    A chain of ``bytes.replace`` passes (each in C) is about 4x faster than
-    ``quote_plus`` on JSON; bytes outside printable ASCII take the translate path.
+    A chain of ``bytes.replace`` passes (each in C, one per byte value present) is about
+    5x faster than ``quote_plus`` or ``str.translate`` on JSON.
     """
-    if data.translate(None, _PRINTABLE):
+    other = data.translate(None, _PRINTABLE)
+    distinct = set(other) if other else ()
+    if len(distinct) > _DISTINCT_OTHER_MAX:
         return data.decode("latin-1").translate(_TABLE).encode("ascii")
-    data = data.replace(b"%", b"%25")
+    if b"%" in data:
+        data = data.replace(b"%", b"%25")
+    for byte in distinct:
+        data = data.replace(bytes([byte]), b"%%%02X" % byte)
     for special in _PRINTABLE_SPECIAL:
         if special in data:
             data = data.replace(special, _ESCAPE_OF[special])

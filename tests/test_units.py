@@ -86,6 +86,19 @@ def test_form_escape_matches_quote_plus(data: bytes) -> None:
     assert form_escape(data) == urllib.parse.quote_plus(data, safe="~").encode()
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes(range(256)) * 2,  # every byte: the translate path
+        '{"city":"Zürich","n":"%41 + b&c=d"}'.encode(),  # few distinct non-ASCII bytes
+        "東京 😀 Ünïcödé".encode() * 3,
+        b"",
+    ],
+)
+def test_form_escape_both_paths_match_quote_plus(data: bytes) -> None:
+    assert form_escape(data) == urllib.parse.quote_plus(data, safe="~").encode()
+
+
 def test_form_body_is_exactly_what_the_identify_api_documents() -> None:
     enc = BatchEncoder("my key&=", "form")
     items = [enc.encode_item({"user_id": "user-1", "user_properties": {"$set": {"a": "b c"}}})]
