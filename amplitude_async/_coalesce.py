@@ -121,11 +121,12 @@ class _Merged:
         self.device_id = op.device_id
         self.groups = op.groups
         self.fields: dict[str, Any] = op.fields
-        self.clear_all = bool(op._ops) and op._ops[0][0] == "$clearAll"
+        self.clear_all = bool(op._ops) and op._ops[0] == "$clearAll"
         # property -> [operation, value, estimated JSON bytes]; one operation per
         # property, as in an Identify.
         self.props: dict[str, list[Any]] = {
-            name: [operation, value, _prop_cost(name, value)] for operation, name, value in op._ops
+            name: [operation, value, _prop_cost(name, value)]
+            for operation, name, value in op._triples()
         }
         self.cost = (
             _BASE_COST
@@ -141,7 +142,7 @@ class _Merged:
         if self.clear_all or op.user_id != self.user_id or op.device_id != self.device_id:
             return False
         ops = op._ops
-        if ops and ops[0][0] == "$clearAll":
+        if ops and ops[0] == "$clearAll":
             return False
         if op.groups or self.groups:
             if op.groups and self.groups:
@@ -150,12 +151,12 @@ class _Merged:
             # keep it apart from operations on a property of that name.
             if op.groups and any(name in op.groups for name in self.props):
                 return False
-            if self.groups and any(name in self.groups for _, name, _ in ops):
+            if self.groups and any(name in self.groups for name in ops[1::3]):
                 return False
         merged: list[tuple[str, str, Any, int]] = []
         props = self.props
         cost = self.cost
-        for operation, name, value in ops:
+        for operation, name, value in op._triples():
             mine = props.get(name)
             if mine is None:
                 added = _prop_cost(name, value)
