@@ -330,11 +330,12 @@ class AmplitudeClient:
 
     def _fail_leftovers(self) -> list[Identify]:
         leftovers = self._acc.drain_all()
-        failed = Failed(
-            FailureReason.SHUTDOWN, "the client closed before the operation was delivered"
-        )
+        message = "the client closed before the operation was delivered"
         for receipt in leftovers:
-            self._resolve(receipt, failed)
+            self._resolve(
+                receipt,
+                Failed(FailureReason.SHUTDOWN, message, None, receipt.attempts, receipt._ambiguous),
+            )
         return [receipt.op for receipt in leftovers]
 
     def __del__(self) -> None:
@@ -668,7 +669,9 @@ class AmplitudeClient:
         self, group: Group, reason: FailureReason, message: str, status: int | None
     ) -> None:
         for receipt in group.receipts:
-            self._resolve(receipt, Failed(reason, message, status, receipt.attempts))
+            self._resolve(
+                receipt, Failed(reason, message, status, receipt.attempts, receipt._ambiguous)
+            )
 
     # -- the sender -----------------------------------------------------------------------
 
@@ -759,6 +762,13 @@ class AmplitudeClient:
             verdict = classify(response, self._secrets)
         except TransportError as exc:
             verdict = classify_transport_error(exc)
+        except asyncio.CancelledError:
+            # Closing (or cancelled) with this request in flight: the server may have
+            # applied it. Its operations fail with maybe_applied=True.
+            for group in groups:
+                for receipt in group.receipts:
+                    receipt._ambiguous = True
+            raise
         kind = verdict.kind
         if kind is VerdictKind.DELIVERED:
             status = verdict.status or 200

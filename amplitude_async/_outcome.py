@@ -59,7 +59,13 @@ class Failed:
     reason: FailureReason
     message: str
     status: int | None = None
+    #: How many requests carried it (0: it was never sent).
     attempts: int = 0
+    #: True when one of those requests ended without a clear answer (a 500/502/504, a
+    #: timeout, a broken connection, or a request in flight when the client closed):
+    #: the server may have applied it although it failed here. Re-sending it (from the
+    #: spool, say) may then apply it twice, which matters for ``$add`` and lists.
+    maybe_applied: bool = False
 
     ok: bool = False
 

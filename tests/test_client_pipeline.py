@@ -527,6 +527,30 @@ async def test_shutdown_with_a_dead_server_resolves_everything_and_spools(tmp_pa
     assert Identify.from_dict(lines[0]).to_dict() == lines[0]
 
 
+async def test_shutdown_says_which_failed_operations_the_server_may_have_applied(
+    server: ScriptedServer, stalled: asyncio.Event
+) -> None:
+    """At shutdown, operations of a request still in flight may have been applied: their
+    Failed(shutdown) says so and counts the attempt; operations never sent say neither."""
+    cfg = fast_config(shutdown_timeout=0.2, max_in_flight=1, batch_max_items=10)
+    async with AmplitudeClient(KEY, server_url=server.url, config=cfg) as amp:
+        receipts = [await amp.identify(op(f"user-{i:03d}", seq=i)) for i in range(25)]
+        for _ in range(200):
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        assert len(server.requests) == 1  # the first batch is in flight, unanswered
+    sent = {i["user_id"] for i in server.requests[0].identifications}
+    assert len(sent) == 10
+    for receipt in receipts:
+        outcome = receipt.outcome
+        assert isinstance(outcome, Failed) and outcome.reason is FailureReason.SHUTDOWN
+        if receipt.op.user_id in sent:
+            assert (outcome.attempts, outcome.maybe_applied) == (1, True)
+        else:
+            assert (outcome.attempts, outcome.maybe_applied) == (0, False)
+
+
 async def test_cancelling_the_owner_task_still_resolves_every_receipt(
     server: ScriptedServer, stalled: asyncio.Event
 ) -> None:

@@ -10,7 +10,8 @@ its sequence order.
 
 - every operation has exactly one outcome (``on_outcome`` called once; the receipt
   holds that outcome) and the counters add up;
-- every ``Delivered`` operation is in the emulator's applied log;
+- every ``Delivered`` operation is in the emulator's applied log, and every ``Failed``
+  one the server applied says ``maybe_applied``;
 - every other operation is ``Failed`` with an expected reason, and operations failed
   for a reason that means "never sent whole" (invalid, too_large, dropped, ...) were
   never applied;
@@ -338,6 +339,10 @@ def check(run: Run, applied: Sequence[tuple[int, str, list[int]]], expect: Expec
             f"{outcome.reason.value}: {outcome.message}"
         )
         assert outcome.message, f"operation {seq} failed without a message"
+        assert outcome.maybe_applied or times_applied[seq] == 0, (
+            f"operation {seq} failed {outcome.reason.value} with maybe_applied=False "
+            f"but the server applied it"
+        )
         if outcome.reason in NEVER_APPLIED:
             assert times_applied[seq] == 0, (
                 f"operation {seq} failed {outcome.reason.value} but was applied"
