@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from ._identify import Identify
 from ._outcome import Receipt
-from ._rules import DEVICE_FIELDS, LOCATION_FIELDS, NO_VALUE
+from ._rules import DEVICE_FIELDS, LOCATION_FIELDS, NO_VALUE, json_key
 
 __all__ = ["MERGE_BYTES_MAX", "Group", "coalesce", "single"]
 
@@ -249,24 +249,17 @@ def _merge_values(first_op: str, first: Any, op: str, value: Any) -> Any:
         return _values(value) + _values(first)
     if op == "$remove":
         # Removing a value twice is harmless, so only exact repeats are dropped: JSON
-        # tells 1, 1.0 and true apart even where Python's == does not.
+        # tells true from 1 where Python's == does not, and 1.0 is kept apart from 1 so
+        # as not to rely on the server comparing numbers by value.
         merged = _values(first)
-        seen = {_scalar_key(v) for v in merged}
+        seen = {json_key(v, exact_numbers=True) for v in merged}
         for v in _values(value):
-            key = _scalar_key(v)
-            if key is None or key not in seen:
+            key = json_key(v, exact_numbers=True)
+            if key not in seen:
                 merged.append(v)
-                if key is not None:
-                    seen.add(key)
+                seen.add(key)
         return merged
     return _REFUSE
-
-
-def _scalar_key(value: Any) -> tuple[type, Any] | None:
-    """A JSON-exact identity for scalars; None for lists and objects (never deduplicated)."""
-    if value is None or isinstance(value, (str, int, float)):
-        return (type(value), value)
-    return None
 
 
 def _merge_fields(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ emulator's cannot drift apart.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from typing import Any, Final
 
 #: The user-property operations, in the order the server applies them within one
@@ -145,3 +146,35 @@ def is_number(value: object) -> bool:
     if isinstance(value, int):
         return True
     return isinstance(value, float) and math.isfinite(value)
+
+
+def json_key(value: Any, *, exact_numbers: bool = False) -> Hashable:
+    """A hashable identity for a JSON value: two values get equal keys exactly when they
+    are the same JSON value, which Python's ``==`` does not decide (``True == 1 == 1.0``).
+
+    - A boolean never equals a number; ``null`` only equals ``null``.
+    - Numbers compare by value (``1`` and ``1.0`` are one JSON number) unless
+      ``exact_numbers``, which also tells ints from floats: for callers that must not
+      rely on the server treating ``1`` and ``1.0`` alike.
+    - Arrays (lists or tuples) compare item by item in order, objects by their keys and
+      values whatever the key order; both with this same rule, recursively.
+    """
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        if exact_numbers and isinstance(value, float):
+            return ("float", value)
+        return value
+    if isinstance(value, (list, tuple)):
+        return ("array", tuple(json_key(item, exact_numbers=exact_numbers) for item in value))
+    if isinstance(value, dict):
+        return (
+            "object",
+            frozenset((k, json_key(v, exact_numbers=exact_numbers)) for k, v in value.items()),
+        )
+    if isinstance(value, str):
+        return str(value)
+    # Not a JSON value (validation refuses these): only equal to an equal value of its type.
+    return ("other", type(value), value)

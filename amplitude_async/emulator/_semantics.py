@@ -15,6 +15,9 @@ Rules (DESIGN section 3):
   missing property starts as an empty list and a scalar becomes a one-item list.
 - ``$preInsert``/``$postInsert`` do the same but only with values not yet present.
 - ``$remove`` drops every instance of a value (or of each value of a list).
+- "Present" and "instance" compare JSON values (:func:`~amplitude_async._rules.json_key`),
+  not Python ones: ``true`` is not ``1`` and ``false`` is not ``0``; ``1`` and ``1.0``
+  are one number; arrays and objects compare structurally by the same rule.
 - Plain properties (no ``$`` keys at all) are a ``$set``.
 
 Lists are never mutated in place: every change builds a new list, so a shallow copy of a
@@ -27,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._rules import DEVICE_FIELDS, LOCATION_FIELDS, OPERATION_ORDER, is_number
+from .._rules import DEVICE_FIELDS, LOCATION_FIELDS, OPERATION_ORDER, is_number, json_key
 
 __all__ = [
     "apply_fields",
@@ -153,11 +156,12 @@ def _remove(props: dict[str, Any], body: dict[str, Any]) -> None:
     for name, value in body.items():
         if name not in props:
             continue
-        drop = _values(value)
+        # JSON-exact: Python's `in` would let true remove 1 (True == 1).
+        drop = {json_key(item) for item in _values(value)}
         current = props[name]
         if isinstance(current, (list, tuple)):
-            props[name] = [item for item in current if item not in drop]
-        elif current in drop:
+            props[name] = [item for item in current if json_key(item) not in drop]
+        elif json_key(current) in drop:
             # A scalar holding a removed value becomes the empty list it would be as a
             # one-item list; other scalars are left alone.
             props[name] = []
@@ -200,10 +204,16 @@ def _as_list(current: Any) -> list[Any]:
 
 
 def _new_values(value: Any, current: list[Any]) -> list[Any]:
-    """The values of ``value`` not in ``current`` (nor repeated), in their order."""
+    """The values of ``value`` not in ``current`` (nor repeated), in their order.
+
+    JSON-exact: true is new in [1], though Python's ``True in [1]`` says otherwise.
+    """
+    seen = {json_key(item) for item in current}
     out: list[Any] = []
     for item in _values(value):
-        if item not in current and item not in out:
+        key = json_key(item)
+        if key not in seen:
+            seen.add(key)
             out.append(item)
     return out
 
