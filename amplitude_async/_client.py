@@ -71,6 +71,8 @@ class _State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+    #: A background task died of a bug: intake is refused; aclose() fails what is left.
+    FAILED = "failed"
 
 
 class _Attempt:
@@ -184,7 +186,11 @@ class AmplitudeClient:
         self._wake: asyncio.Event | None = None
         self._settled: asyncio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._owner: asyncio.Task[object] | None = None
+        # The task that owns the task group (and so every background task): the client's
+        # own, so that any task may close the client, under any timeout.
+        self._host_task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._failure: BaseException | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -203,14 +209,63 @@ class AmplitudeClient:
         self._settled = asyncio.Event()
         cfg = self._config
         self._session = new_session(max_connections=cfg.max_in_flight, timeout=cfg.request_timeout)
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        # The task group's cancel scope belongs to this task: only it may close it.
-        self._owner = asyncio.current_task()
+        self._stop = asyncio.Event()
+        started = asyncio.Event()
+        self._host_task = self._loop.create_task(
+            self._run_host(started), name="amplitude_async client"
+        )
+        try:
+            await started.wait()
+        except BaseException:
+            # Cancelled while opening: nothing was queued; stop what was started.
+            self._host_task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({self._host_task})
+                await self._session.close()
+            self._state = _State.CLOSED
+            raise
+        if self._failure is not None:  # failed before it started: never opened
+            await self._session.close()
+            self._state = _State.CLOSED
+            raise ClientStateError("the client could not start") from self._failure
         self._state = _State.OPEN
-        tg.start_soon(self._run_sender, name="amplitude_async sender")
         return self
+
+    async def _run_host(self, started: asyncio.Event) -> None:
+        """Own the task group: the sender and the send tasks live in it until close."""
+        assert self._stop is not None
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._run_sender, name="amplitude_async sender")
+                started.set()
+                await self._stop.wait()
+                # Stop the sender and any request still in flight; their operations go
+                # back to their lanes (see _send_batch) and are failed by the closer.
+                tg.cancel_scope.cancel()
+        except asyncio.CancelledError:
+            raise  # the loop is going away (asyncio.run ending): nothing to report
+        except BaseException as exc:
+            # A bug in the pipeline: refuse intake and wake every waiter with the error
+            # now (nothing would ever resolve their operations); aclose() fails what is
+            # left with "shutdown" and raises this.
+            self._failure = exc
+            logger.error(
+                "the client's background task failed; nothing more will be sent and "
+                "aclose() will fail what is queued",
+                exc_info=exc,
+            )
+            if self._state is _State.OPEN:
+                self._state = _State.FAILED
+            self._wake_space_waiters()
+            error = self._state_error()
+            for _, waiter in self._flush_waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            self._flush_waiters = []
+            raise
+        finally:
+            started.set()
 
     async def __aexit__(
         self,
@@ -235,17 +290,12 @@ class AmplitudeClient:
         if self._state is _State.UNOPENED:
             self._state = _State.CLOSED
             return []
-        if asyncio.current_task() is not self._owner:
-            # Closing the task group from here would cancel the task that opened the
-            # client (its cancel scope is that task's) and then fail.
-            raise ClientStateError(
-                "aclose() must be awaited in the task that opened the client "
-                "(the one that ran 'async with' or __aenter__)"
-            )
         return await self._shutdown(drain=True)
 
     async def _shutdown(self, *, drain: bool) -> list[Identify]:
-        if self._state is not _State.OPEN:
+        if self._state is _State.FAILED:
+            drain = False  # nothing can be sent any more
+        elif self._state is not _State.OPEN:
             return []
         self._state = _State.CLOSING
         self._wake_space_waiters()
@@ -274,18 +324,21 @@ class AmplitudeClient:
     async def _stop_and_fail_leftovers(self) -> tuple[list[Identify], OSError | None]:
         """Stop every task, fail what is left with "shutdown", spool it, close. Returns
         the undelivered operations and the error that kept them from the spool, if any."""
-        assert self._tg is not None
-        # Stop the sender and any request still in flight; their operations go back
-        # to their lanes (see _send_batch) and are failed below. The task group's own
-        # scope must be exited first (anyio scopes close last-in, first-out).
-        self._tg.cancel_scope.cancel()
+        assert self._host_task is not None and self._stop is not None
+        self._stop.set()
         undelivered: list[Identify] = []
         spool_error: OSError | None = None
         try:
-            await self._tg.__aexit__(None, None, None)
+            # Shielded: a cancelled closer still waits for the tasks to stop (at once:
+            # they are only cancelled), so that no request is in flight below.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({self._host_task})
+            failure = None if self._host_task.cancelled() else self._host_task.exception()
+            if failure is not None:
+                raise failure
         finally:
-            # Also when the exit above re-raises a cancellation of the owner task:
-            # every receipt still gets its outcome and the session is closed.
+            # Also when a background task failed: every receipt still gets its outcome
+            # and the session is closed.
             with anyio.CancelScope(shield=True):
                 undelivered = self._fail_leftovers()
                 path = self._config.spool_path
@@ -444,6 +497,13 @@ class AmplitudeClient:
             return ClientNotStarted(
                 "the client is not open; use 'async with AmplitudeClient(...) as amp'"
             )
+        if self._state is _State.FAILED:
+            error = ClientClosed(
+                "the client stopped: its background task failed (see the log); "
+                "await aclose() to fail what is queued"
+            )
+            error.__cause__ = self._failure
+            return error
         return ClientClosed("the client is closed; operations are no longer accepted")
 
     def _full(self, op: Identify) -> Receipt:
@@ -534,7 +594,7 @@ class AmplitudeClient:
     async def flush(self) -> None:
         """Send now, and return once every operation enqueued before the call has an
         outcome (delivered or failed)."""
-        if self._state is _State.UNOPENED:
+        if self._state is _State.UNOPENED or self._state is _State.FAILED:
             raise self._state_error()
         if not self._open_now and not self._gen_open:
             return
