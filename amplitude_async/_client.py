@@ -643,14 +643,7 @@ class AmplitudeClient:
         if receipt.gen == self._gen:
             self._open_now -= 1
         else:
-            gen_open = self._gen_open
-            left = gen_open[receipt.gen] - 1
-            if left:
-                gen_open[receipt.gen] = left
-            else:
-                del gen_open[receipt.gen]
-                if self._flush_waiters:
-                    self._release_flush_waiters()
+            self._settle_generation(receipt.gen, 1)
         if self._space_waiters:
             self._wake_one_space_waiter()
         callback = self._on_outcome
@@ -659,6 +652,17 @@ class AmplitudeClient:
                 callback(receipt.op, outcome)
             except Exception:  # a user callback's bug must not lose other outcomes
                 logger.exception("on_outcome callback raised; the outcome stands")
+
+    def _settle_generation(self, gen: int, count: int) -> None:
+        """``count`` operations of a flushed generation have their outcome; once the
+        generation has none left, the flush() calls waiting on it may return."""
+        left = self._gen_open[gen] - count
+        if left:
+            self._gen_open[gen] = left
+            return
+        del self._gen_open[gen]
+        if self._flush_waiters:
+            self._release_flush_waiters()
 
     def _release_flush_waiters(self, *, force: bool = False) -> None:
         oldest_open = min(self._gen_open) if self._gen_open else None
@@ -711,17 +715,8 @@ class AmplitudeClient:
         self._unresolved -= resolved
         self._open_now -= in_current
         if older is not None:
-            gen_open = self._gen_open
-            closed = False
             for gen, count in older.items():
-                left = gen_open[gen] - count
-                if left:
-                    gen_open[gen] = left
-                else:
-                    del gen_open[gen]
-                    closed = True
-            if closed and self._flush_waiters:
-                self._release_flush_waiters()
+                self._settle_generation(gen, count)
         for _ in range(min(resolved, len(self._space_waiters))):
             self._wake_one_space_waiter()
 
