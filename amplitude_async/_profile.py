@@ -56,6 +56,7 @@ from ._errors import (
     UserNotFound,
 )
 from ._http import HttpResponse, new_session, send
+from ._jsonguard import ANSWER_NESTING_MAX, decode_or_none, too_deep
 from ._profile_models import UserProfile, decode_envelope
 from ._ratelimit import RateLimiter
 from ._ttlcache import TTLCache
@@ -584,9 +585,16 @@ class ProfileClient:
         """The profile in a response, or the error it stands for."""
         status = response.status
         if 200 <= status < 300:
+            if too_deep(response.body, ANSWER_NESTING_MAX):
+                raise APIStatusError(
+                    f"profile API answered {status} with a body that is not a profile: "
+                    f"nested more than {ANSWER_NESTING_MAX} deep",
+                    status=status,
+                )
             try:
                 profile, error = decode_envelope(response.body)
-            except msgspec.DecodeError as exc:
+            # RecursionError: hostile input on a stack that was already deep.
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise APIStatusError(
                     f"profile API answered {status} with a body that is not a profile: {exc}",
                     status=status,
@@ -624,10 +632,8 @@ def _error_message(response: HttpResponse) -> str:
     """Amplitude's ``{"error": ...}`` text if the body has one, else the plain body."""
     body = response.body
     if body[:1] == b"{":
-        try:
-            error = _error_decoder.decode(body).error
-        except msgspec.DecodeError:
-            error = None
+        parsed = decode_or_none(_error_decoder.decode, body, ANSWER_NESTING_MAX)
+        error = parsed.error if parsed is not None else None
         if error:
             return error[:500]
     text = response.text().strip()[:500]

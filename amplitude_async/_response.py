@@ -14,6 +14,7 @@ import msgspec
 
 from ._errors import TransportError
 from ._http import HttpResponse
+from ._jsonguard import ANSWER_NESTING_MAX, decode_or_none
 from ._rules import INVALID_API_KEY_TEXT
 
 __all__ = ["REDACTED", "Verdict", "VerdictKind", "classify", "classify_transport_error"]
@@ -77,10 +78,9 @@ _decode_error_body = msgspec.json.Decoder(_ErrorBody).decode
 
 
 def _parse(body: bytes) -> _ErrorBody | None:
-    try:
-        return _decode_error_body(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    # Hostile input: a body nested thousands deep must not raise RecursionError here
+    # (it would kill the sender); it is simply not a body we understand.
+    return decode_or_none(_decode_error_body, body, ANSWER_NESTING_MAX)
 
 
 def _message(response: HttpResponse, parsed: _ErrorBody | None, secrets: tuple[str, ...]) -> str:
