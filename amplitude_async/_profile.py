@@ -76,6 +76,9 @@ DEFAULT_PROFILE_URL = "https://profile-api.amplitude.com/v1/userprofile"
 NOT_SEEN_BEFORE = "User id and device id not seen before"
 # Pause for get_many's pacer after a 429 that did not say how long to wait.
 _DEFAULT_429_HOLD = 1.0
+#: Bytes of a profile answer read, at most (after decompression): a larger answer is an
+#: APIStatusError, not a profile. Profiles with every part asked for are far smaller.
+PROFILE_ANSWER_MAX_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger("amplitude_async.profile")
 
@@ -565,6 +568,7 @@ class ProfileClient:
                     params=params,
                     headers=self._secret.headers(),
                     timeout=min(self._timeout, max(deadline - now, 0.001)),
+                    max_body=PROFILE_ANSWER_MAX_BYTES,
                 )
                 return self._answer(response)
             except (ServerError, TransportError) as exc:
@@ -585,6 +589,13 @@ class ProfileClient:
         """The profile in a response, or the error it stands for."""
         status = response.status
         if 200 <= status < 300:
+            if response.truncated:
+                raise APIStatusError(
+                    f"profile API answered {status} with a body of more than "
+                    f"{PROFILE_ANSWER_MAX_BYTES} bytes (or in an unreadable encoding); "
+                    "not read",
+                    status=status,
+                )
             if too_deep(response.body, ANSWER_NESTING_MAX):
                 raise APIStatusError(
                     f"profile API answered {status} with a body that is not a profile: "
