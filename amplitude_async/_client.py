@@ -873,9 +873,10 @@ class AmplitudeClient:
                     users.add(op.user_id)
                 if op.device_id is not None:
                     devices.add(op.device_id)
-        hold = (
-            verdict.retry_after if verdict.retry_after is not None else self._config.throttle_hold
-        )
+        cfg = self._config
+        hold = verdict.retry_after if verdict.retry_after is not None else cfg.throttle_hold
+        # A floor whatever the server says: Retry-After: 0 must not become a storm.
+        hold = max(hold, min(cfg.min_throttle_hold, cfg.throttle_hold))
         if users or devices:
             self._acc.hold(users, devices, self._clock.now() + hold)
             # A request carrying more identifications of one identity than its rate

@@ -39,6 +39,13 @@ class HostileServer:
     def profile_url(self) -> str:
         return f"{self.base}/v1/userprofile"
 
+    async def wait_for_requests(self, count: int, within: float = 5.0) -> None:
+        """Return once ``count`` requests have arrived (TimeoutError after ``within`` s)."""
+        async with asyncio.timeout(within):
+            while self.requests < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         number = self.requests
         self.requests += 1
