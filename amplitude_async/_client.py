@@ -36,7 +36,7 @@ from ._backoff import backoff_delay
 from ._clock import Clock, SystemClock
 from ._coalesce import Group
 from ._config import ClientConfig
-from ._encode import BatchEncoder, form_escape
+from ._encode import BatchEncoder
 from ._errors import (
     ClientClosed,
     ClientNotStarted,
@@ -51,6 +51,7 @@ from ._identify import Identify
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._rules import id_problem
+from ._scrub import Scrubber
 from ._spool import write_spool
 from ._stats import ClientStats, Counters
 
@@ -151,10 +152,8 @@ class AmplitudeClient:
         self._clock: Clock = clock or SystemClock()
         self._now = self._clock.now
         self._encoder = BatchEncoder(api_key, cfg.encoding)
-        # The key as it may come back in an echoed body: raw (JSON, multipart) and
-        # form-escaped. Longest first, so a longer form is cut out whole.
-        escaped = form_escape(api_key.encode("utf-8")).decode("ascii")
-        self._secrets = tuple(sorted({api_key, escaped}, key=len, reverse=True))
+        # Cuts the key, in any spelling an echo may use, out of every server text.
+        self._scrub = Scrubber(api_key)
         self._acc = Accumulator(
             self._encoder,
             max_items=cfg.batch_max_items,
@@ -813,10 +812,11 @@ class AmplitudeClient:
                 self._url,
                 data=body,
                 headers={"Content-Type": self._encoder.content_type},
+                scrub=self._scrub,
             )
-            verdict = classify(response, self._secrets)
+            verdict = classify(response, self._scrub)
         except TransportError as exc:
-            verdict = classify_transport_error(exc)
+            verdict = classify_transport_error(exc, self._scrub)
         except asyncio.CancelledError:
             # Closing (or cancelled) with this request in flight: the server may have
             # applied it. Its operations fail with maybe_applied=True.

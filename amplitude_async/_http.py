@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._errors import ConnectError, RequestTimeout
+from ._scrub import Scrubber
 
 __all__ = ["ANSWER_MAX_BYTES", "HttpResponse", "new_session", "send"]
 
@@ -84,9 +85,14 @@ async def send(
     params: Mapping[str, Any] | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - aiohttp's per-request timeout
     max_body: int = ANSWER_MAX_BYTES,
+    scrub: Scrubber | None = None,
 ) -> HttpResponse:
     """Send one request and read its answer (at most ``max_body`` bytes of body, after
-    decompression), or raise a :class:`TransportError`."""
+    decompression), or raise a :class:`TransportError`.
+
+    aiohttp's error texts may quote what the server sent (an echoed request, secrets
+    included): ``scrub`` cuts the secrets out of the message, and an error whose text
+    held one is raised without its aiohttp cause, so no traceback shows it either."""
     host = urlsplit(url).netloc
     try:
         # Passing timeout=None would switch the session's timeout off: only pass one
@@ -115,14 +121,15 @@ async def send(
         raise RequestTimeout(f"no answer from {host} in time ({type(exc).__name__})") from exc
     except aiohttp.ClientConnectorError as exc:
         # The connection never opened: nothing was sent.
-        raise ConnectError(
-            f"could not connect to {host}: {type(exc).__name__}: {_safe(exc)}",
-            maybe_applied=False,
-        ) from exc
+        text, leaked = _safe(exc, scrub)
+        error = ConnectError(
+            f"could not connect to {host}: {type(exc).__name__}: {text}", maybe_applied=False
+        )
+        raise error from (None if leaked else exc)
     except aiohttp.ClientError as exc:
-        raise ConnectError(
-            f"connection to {host} failed: {type(exc).__name__}: {_safe(exc)}"
-        ) from exc
+        text, leaked = _safe(exc, scrub)
+        error = ConnectError(f"connection to {host} failed: {type(exc).__name__}: {text}")
+        raise error from (None if leaked else exc)
     except OSError as exc:
         raise ConnectError(f"connection to {host} failed: {type(exc).__name__}") from exc
 
@@ -154,7 +161,11 @@ async def _read_body(response: aiohttp.ClientResponse, limit: int) -> tuple[byte
     return bytes(out), False
 
 
-def _safe(exc: BaseException) -> str:
-    """The exception's text with any URL query cut off (queries may carry ids)."""
+def _safe(exc: BaseException, scrub: Scrubber | None) -> tuple[str, bool]:
+    """The exception's text, scrubbed, with any URL query cut off (queries may carry
+    ids), and whether a secret had to be cut out of it."""
     text = str(exc)
-    return text.split("?", 1)[0][:200]
+    if scrub is None:
+        return text.split("?", 1)[0][:200], False
+    cleaned = scrub(text)
+    return cleaned.split("?", 1)[0][:200], cleaned != text
