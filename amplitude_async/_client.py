@@ -54,6 +54,7 @@ from ._rules import id_problem
 from ._scrub import Scrubber
 from ._spool import write_spool
 from ._stats import ClientStats, Counters
+from ._uncancellable import wait_out
 
 __all__ = ["AmplitudeClient"]
 
@@ -189,6 +190,8 @@ class AmplitudeClient:
         # own, so that any task may close the client, under any timeout.
         self._host_task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
+        # The task that stops, fails the leftovers, spools and closes (see aclose()).
+        self._closer: asyncio.Task[tuple[list[Identify], OSError | None]] | None = None
         self._failure: BaseException | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -322,40 +325,51 @@ class AmplitudeClient:
 
     async def _stop_and_fail_leftovers(self) -> tuple[list[Identify], OSError | None]:
         """Stop every task, fail what is left with "shutdown", spool it, close. Returns
-        the undelivered operations and the error that kept them from the spool, if any."""
+        the undelivered operations and the error that kept them from the spool, if any.
+
+        The work runs in a task of its own, waited out: a closer cancelled any number of
+        times (a supervisor retrying its cancel, ``wait_for`` timing out) still gets
+        every receipt resolved, the spool written and the session closed before its
+        cancellation goes on."""
+        if self._closer is None:
+            assert self._loop is not None
+            self._closer = self._loop.create_task(
+                self._close_down(), name="amplitude_async client close"
+            )
+        return await wait_out(self._closer)
+
+    async def _close_down(self) -> tuple[list[Identify], OSError | None]:
         assert self._host_task is not None and self._stop is not None
         self._stop.set()
         undelivered: list[Identify] = []
         spool_error: OSError | None = None
         try:
-            # Shielded: a cancelled closer still waits for the tasks to stop (at once:
-            # they are only cancelled), so that no request is in flight below.
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait({self._host_task})
+            # No request is in flight once the host task has ended (its tasks are only
+            # cancelled, so it ends at once).
+            await asyncio.wait({self._host_task})
             failure = None if self._host_task.cancelled() else self._host_task.exception()
             if failure is not None:
                 raise failure
         finally:
             # Also when a background task failed: every receipt still gets its outcome
             # and the session is closed.
-            with anyio.CancelScope(shield=True):
-                undelivered = self._fail_leftovers()
-                path = self._config.spool_path
-                if undelivered and path:
-                    try:
-                        await anyio.to_thread.run_sync(write_spool, path, undelivered)
-                    except OSError as exc:
-                        # Not written: still close and hand the operations over below.
-                        spool_error = exc
-                        logger.error(
-                            "could not append %d undelivered operation(s) to the spool %s: %s",
-                            len(undelivered),
-                            path,
-                            exc,
-                        )
-                if self._session is not None:
-                    await self._session.close()
-                self._finish_close(undelivered, spooled=spool_error is None)
+            undelivered = self._fail_leftovers()
+            path = self._config.spool_path
+            if undelivered and path:
+                try:
+                    await anyio.to_thread.run_sync(write_spool, path, undelivered)
+                except OSError as exc:
+                    # Not written: still close and hand the operations over below.
+                    spool_error = exc
+                    logger.error(
+                        "could not append %d undelivered operation(s) to the spool %s: %s",
+                        len(undelivered),
+                        path,
+                        exc,
+                    )
+            if self._session is not None:
+                await self._session.close()
+            self._finish_close(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
 
     def _finish_close(self, undelivered: list[Identify], *, spooled: bool = True) -> None:
