@@ -192,6 +192,9 @@ class AmplitudeClient:
         self._stop: asyncio.Event | None = None
         # The task that stops, fails the leftovers, spools and closes (see aclose()).
         self._closer: asyncio.Task[tuple[list[Identify], OSError | None]] | None = None
+        # The loop ended (asyncio.run returning) while the client was still open.
+        self._orphaned = False
+        self._warned_closed_loop = False
         self._failure: BaseException | None = None
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,7 +249,11 @@ class AmplitudeClient:
                 # back to their lanes (see _send_batch) and are failed by the closer.
                 tg.cancel_scope.cancel()
         except asyncio.CancelledError:
-            raise  # the loop is going away (asyncio.run ending): nothing to report
+            if not self._stop.is_set() and self._state is _State.OPEN:
+                # Cancelled from outside, not by aclose(): the loop is going away
+                # (asyncio.run ending) with the client still open.
+                await self._orphan()
+            raise
         except BaseException as exc:
             # A bug in the pipeline: refuse intake and wake every waiter with the error
             # now (nothing would ever resolve their operations); aclose() fails what is
@@ -268,6 +275,62 @@ class AmplitudeClient:
             raise
         finally:
             started.set()
+
+    async def _orphan(self) -> None:
+        """The loop is ending and nobody closed the client: say so (ResourceWarning),
+        fail what is left with "shutdown" (its receipts and threads hear of it), spool
+        it and close the session, so that nothing waits for ever."""
+        self._state = _State.CLOSING
+        self._orphaned = True
+        self._wake_space_waiters()
+        undelivered = self._fail_leftovers()
+        warnings.warn(
+            f"{self!r} was not closed before its event loop ended: {len(undelivered)} "
+            "operation(s) failed with reason shutdown. Use 'async with AmplitudeClient(...)' "
+            "or await aclose() before the loop ends.",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        spooled = True
+        path = self._config.spool_path
+        if undelivered and path:
+            try:
+                # Blocking, on purpose: the loop is ending, a worker thread may not run.
+                write_spool(path, undelivered)
+            except OSError as exc:
+                spooled = False
+                logger.error("could not append to the spool %s: %s", path, exc)
+        if self._session is not None:
+            await self._session.close()
+        self._finish_close(undelivered, spooled=spooled)
+
+    def _check_loop(self) -> None:
+        """Refuse a call from any loop but the client's own (its events, futures and
+        session belong to that loop: used from another one, a receipt never resolves)."""
+        loop = self._loop
+        if loop is not None and asyncio._get_running_loop() is not loop:
+            raise self._loop_error()
+
+    def _loop_error(self) -> ClientStateError:
+        loop = self._loop
+        if loop is not None and loop.is_closed():
+            if not self._warned_closed_loop:
+                self._warned_closed_loop = True
+                warnings.warn(
+                    f"{self!r} is used after its event loop was closed without aclose(); "
+                    "its queued operations are lost",
+                    ResourceWarning,
+                    stacklevel=3,
+                )
+            return ClientClosed(
+                "the event loop this client was opened on is closed (and aclose() was never "
+                "called); open a new AmplitudeClient on this event loop"
+            )
+        return ClientStateError(
+            "this AmplitudeClient belongs to the event loop it was opened on, not this one "
+            "(or this thread has none); use it on that loop, or from another thread call "
+            "identify_threadsafe()"
+        )
 
     async def __aexit__(
         self,
@@ -292,6 +355,7 @@ class AmplitudeClient:
         if self._state is _State.UNOPENED:
             self._state = _State.CLOSED
             return []
+        self._check_loop()
         return await self._shutdown(drain=True)
 
     async def _shutdown(self, *, drain: bool) -> list[Identify]:
@@ -423,6 +487,8 @@ class AmplitudeClient:
         when intake is full and ``on_full="raise"``.
         """
         self._check(op)
+        if asyncio._get_running_loop() is not self._loop:
+            raise self._loop_error()
         if self._unresolved >= self._queue_max:
             policy = self._config.on_full
             if policy != "wait":
@@ -434,6 +500,8 @@ class AmplitudeClient:
         """Queue one operation without waiting. When intake is full, ``on_full="drop"``
         drops it (a Failed receipt) and both "wait" and "raise" raise :class:`QueueFull`."""
         self._check(op)
+        if asyncio._get_running_loop() is not self._loop:
+            raise self._loop_error()
         if self._unresolved >= self._queue_max:
             return self._full(op)
         return self._enqueue(op)
@@ -517,6 +585,11 @@ class AmplitudeClient:
             )
             error.__cause__ = self._failure
             return error
+        if self._orphaned:
+            return ClientClosed(
+                "the client's event loop ended before aclose() was called (what was queued "
+                "failed with reason shutdown); open a new AmplitudeClient on this event loop"
+            )
         return ClientClosed("the client is closed; operations are no longer accepted")
 
     def _full(self, op: Identify) -> Receipt:
@@ -607,8 +680,9 @@ class AmplitudeClient:
     async def flush(self) -> None:
         """Send now, and return once every operation enqueued before the call has an
         outcome (delivered or failed)."""
-        if self._state is _State.UNOPENED or self._state is _State.FAILED:
+        if self._state is _State.UNOPENED or self._state is _State.FAILED or self._orphaned:
             raise self._state_error()
+        self._check_loop()
         if not self._open_now and not self._gen_open:
             return
         gen = self._gen
