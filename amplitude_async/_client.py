@@ -524,13 +524,11 @@ class AmplitudeClient:
                 receipt,
                 Failed(
                     FailureReason.DROPPED,
-                    f"intake full ({self._config.queue_max} operations); dropped by on_full='drop'",
+                    f"intake full (queue_max={self._config.queue_max}); dropped by on_full='drop'",
                 ),
             )
             return receipt
-        raise QueueFull(
-            f"intake is full ({self._config.queue_max} operations waiting for an outcome)"
-        )
+        raise QueueFull(_queue_full_message(self._config.queue_max, self._config.on_full))
 
     def _enqueue(self, op: Identify) -> Receipt:
         op._frozen = True
@@ -1088,3 +1086,18 @@ def _describe_identities(users: Iterable[str], devices: Iterable[str]) -> str:
             more = f" and {len(names) - _LOG_NAMES} more" if len(names) > _LOG_NAMES else ""
             parts.append(f"{len(names)} {kind}(s) [{shown}{more}]")
     return " and ".join(parts) if parts else "nobody"
+
+
+def _queue_full_message(queue_max: int, on_full: str) -> str:
+    """Why QueueFull was raised, naming the settings that decide it and what to change."""
+    full = f"intake is full: queue_max={queue_max} operations are waiting for an outcome"
+    if on_full == "wait":
+        # Only identify_nowait() raises under "wait": it cannot wait for room.
+        return (
+            f"{full}; identify_nowait() cannot wait for room: await identify() waits "
+            "(on_full='wait'), or raise queue_max"
+        )
+    return (
+        f"{full} and on_full={on_full!r}; raise queue_max, or use on_full='wait' "
+        "(identify() waits for room) or on_full='drop' (a 'dropped' outcome)"
+    )
