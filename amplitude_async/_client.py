@@ -51,6 +51,7 @@ from ._identify import Identify
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._rules import id_problem
+from ._size_floor import oversize_problem
 from ._spool import write_spool
 from ._stats import ClientStats, Counters
 
@@ -486,6 +487,9 @@ class AmplitudeClient:
             self._refuse_short_id(user_id, "user_id")
         if device_id is not None and len(device_id) < min_length:
             self._refuse_short_id(device_id, "device_id")
+        too_large = oversize_problem(op, self._config.batch_max_bytes)
+        if too_large:
+            raise ValidationError(too_large)
 
     def _refuse_short_id(self, value: str, kind: str) -> None:
         problem = id_problem(value, kind, self._min_id_length)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -56,3 +57,39 @@ async def test_identify_nowait_under_on_full_wait_says_it_cannot_wait(
         assert "identify_nowait()" in message and "await identify()" in message
         stalled.set()
         await asyncio.wait_for(first, 5)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: aa.Identify("user-big").set("notes", "x" * 5000),
+        lambda: aa.Identify("user-big").append("tags", [f"tag-{i:04d}" for i in range(600)]),
+        lambda: aa.Identify("user-big").set("doc", {f"k{i}": "v" * 50 for i in range(100)}),
+    ],
+    ids=["string", "list", "object"],
+)
+async def test_an_operation_too_large_for_any_request_is_refused_at_the_call(
+    server: ScriptedServer, build: Any
+) -> None:
+    cfg = fast_config(batch_max_bytes=4096)
+    async with aa.AmplitudeClient(KEY, server_url=server.url, config=cfg) as amp:
+        with pytest.raises(aa.ValidationError, match=r"batch_max_bytes=4,096") as raised:
+            await amp.identify(build())
+        assert "too large" in str(raised.value)
+        with pytest.raises(aa.ValidationError, match="too large"):
+            amp.identify_nowait(build())
+        # Nothing was queued, and the client goes on.
+        assert amp.stats().enqueued == 0
+        small = await amp.identify(aa.Identify("user-small").set("plan", "pro"))
+        outcome = await asyncio.wait_for(small, 5)
+    assert outcome.ok
+    assert [i["user_id"] for i in server.delivered] == ["user-small"]
+
+
+async def test_an_operation_just_under_the_limit_is_not_refused(server: ScriptedServer) -> None:
+    # The bound is a floor: what could fit is queued, and sent.
+    cfg = fast_config(batch_max_bytes=4096)
+    async with aa.AmplitudeClient(KEY, server_url=server.url, config=cfg) as amp:
+        receipt = await amp.identify(aa.Identify("user-edge").set("notes", "x" * 3800))
+        outcome = await asyncio.wait_for(receipt, 5)
+    assert outcome.ok
