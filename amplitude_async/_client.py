@@ -52,6 +52,7 @@ from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._rules import id_problem
 from ._scrub import Scrubber
+from ._size_floor import oversize_problem
 from ._spool import write_spool
 from ._stats import ClientStats, Counters
 from ._uncancellable import wait_out
@@ -567,6 +568,9 @@ class AmplitudeClient:
             self._refuse_short_id(user_id, "user_id")
         if device_id is not None and len(device_id) < min_length:
             self._refuse_short_id(device_id, "device_id")
+        too_large = oversize_problem(op, self._config.batch_max_bytes)
+        if too_large:
+            raise ValidationError(too_large)
 
     def _refuse_short_id(self, value: str, kind: str) -> None:
         problem = id_problem(value, kind, self._min_id_length)
@@ -610,13 +614,11 @@ class AmplitudeClient:
                 receipt,
                 Failed(
                     FailureReason.DROPPED,
-                    f"intake full ({self._config.queue_max} operations); dropped by on_full='drop'",
+                    f"intake full (queue_max={self._config.queue_max}); dropped by on_full='drop'",
                 ),
             )
             return receipt
-        raise QueueFull(
-            f"intake is full ({self._config.queue_max} operations waiting for an outcome)"
-        )
+        raise QueueFull(_queue_full_message(self._config.queue_max, self._config.on_full))
 
     def _enqueue(self, op: Identify) -> Receipt:
         op._frozen = True
@@ -1177,3 +1179,18 @@ def _describe_identities(users: Iterable[str], devices: Iterable[str]) -> str:
             more = f" and {len(names) - _LOG_NAMES} more" if len(names) > _LOG_NAMES else ""
             parts.append(f"{len(names)} {kind}(s) [{shown}{more}]")
     return " and ".join(parts) if parts else "nobody"
+
+
+def _queue_full_message(queue_max: int, on_full: str) -> str:
+    """Why QueueFull was raised, naming the settings that decide it and what to change."""
+    full = f"intake is full: queue_max={queue_max} operations are waiting for an outcome"
+    if on_full == "wait":
+        # Only identify_nowait() raises under "wait": it cannot wait for room.
+        return (
+            f"{full}; identify_nowait() cannot wait for room: await identify() waits "
+            "(on_full='wait'), or raise queue_max"
+        )
+    return (
+        f"{full} and on_full={on_full!r}; raise queue_max, or use on_full='wait' "
+        "(identify() waits for room) or on_full='drop' (a 'dropped' outcome)"
+    )
