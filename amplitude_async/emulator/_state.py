@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,9 +85,10 @@ class EmulatorStats:
     by_status: dict[int, int] = field(default_factory=dict)
     #: Requests by endpoint name (identify, httpapi, batch, userprofile).
     by_endpoint: dict[str, int] = field(default_factory=dict)
-    #: Identifications (or $identify events) applied.
+    #: Identifications and events applied to users ($groupidentify events are not).
     applied: int = 0
-    #: Non-identify events accepted by /2/httpapi and /batch (counted, not stored).
+    #: Non-identify events accepted by /2/httpapi and /batch (their user properties are
+    #: applied, and logged in ``applied``, like an identification's).
     events_ingested: int = 0
     #: Requests answered 429, and the identifications they carried.
     throttled_requests: int = 0
@@ -117,7 +119,12 @@ class EmulatorStats:
 class State:
     """Users, devices, the applied log and the counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, groups_as_user_properties: bool = False) -> None:
+        #: Also $set each group type to its group name on the user when an identification
+        #: carries ``groups``. Off by default: the official SDKs send that $set themselves
+        #: (Amplitude-Python ``Amplitude.set_group``; Amplitude-TypeScript
+        #: ``createGroupEvent``), which suggests the server does not derive it.
+        self.groups_as_user_properties = groups_as_user_properties
         self.users: dict[str, Record] = {}
         self.devices: dict[str, Record] = {}
         self.applied: list[AppliedIdentification] = []
@@ -129,10 +136,13 @@ class State:
         self.throttled_items = 0
         self.rejected_items = 0
         self.faults: Counter[str] = Counter()
+        #: Group properties by (group type, group name).
+        self.groups: dict[tuple[str, str], dict[str, Any]] = {}
         self._next_id = _FIRST_AMPLITUDE_ID
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        mirror = self.groups_as_user_properties
+        self.__init__(groups_as_user_properties=mirror)  # type: ignore[misc]
 
     def next_request(self) -> int:
         self.requests += 1
@@ -140,8 +150,13 @@ class State:
 
     def apply(self, request: int, items: list[dict[str, Any]]) -> None:
         """Apply validated identifications in array order."""
+        self.apply_indexed(request, enumerate(items))
+
+    def apply_indexed(self, request: int, items: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        """Apply validated identifications (or events), each with its index in the request."""
         log = self.applied.append
-        for index, item in enumerate(items):
+        mirror_groups = self.groups_as_user_properties
+        for index, item in items:
             user_id = item.get("user_id")
             device_id = item.get("device_id")
             record = self._resolve(user_id, device_id)
@@ -161,7 +176,27 @@ class State:
                     if record.groups is None:
                         record.groups = {}
                     record.groups.update(groups)
+                    if mirror_groups:
+                        record.props.update(groups)
             log(AppliedIdentification(request, index, user_id, device_id, item))
+
+    def apply_group(self, group_type: str, group_value: str, properties: Any) -> None:
+        """Apply group properties to one group (Group Identify API semantics: the same
+        operations as user properties)."""
+        key = (group_type, group_value)
+        props = self.groups.get(key)
+        if props is None:
+            props = self.groups[key] = {}
+        if isinstance(properties, dict) and properties:
+            apply_user_properties(props, properties)
+
+    def apply_group_event(self, event: dict[str, Any]) -> None:
+        """A ``$groupidentify`` event: its ``group_properties`` go to every group named in
+        ``groups`` (a value may be a list of group names)."""
+        properties = event.get("group_properties")
+        for group_type, value in event.get("groups", {}).items():
+            for name in value if isinstance(value, list) else (value,):
+                self.apply_group(str(group_type), str(name), properties)
 
     def record_for(self, user_id: str | None, device_id: str | None) -> Record | None:
         """The record a profile lookup finds (user id first, then device id)."""
