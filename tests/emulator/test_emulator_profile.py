@@ -3,26 +3,12 @@ propensity."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
 from emulator_helpers import SECRET, identify
+from emulator_helpers import profile as _profile
 
 from amplitude_async.emulator import Emulator
-
-AUTH = {"Authorization": f"Api-Key {SECRET}"}
-
-
-async def _profile(
-    http: aiohttp.ClientSession, emu: Emulator, headers: dict[str, str] | None = None, **params: str
-) -> tuple[int, Any]:
-    async with http.get(
-        emu.profile_url, params=params, headers=AUTH if headers is None else headers
-    ) as r:
-        if r.content_type == "application/json":
-            return r.status, await r.json()
-        return r.status, await r.text()
 
 
 @pytest.fixture
