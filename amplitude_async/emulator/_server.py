@@ -97,7 +97,8 @@ class Emulator:
 
     ``identify_json_body=True`` accepts a JSON body on ``/identify``, which Amplitude
     documents as form-only (a warning is logged for each); ``groups_as_user_properties``
-    also sets each group type as a user property when an identification carries groups.
+    also sets each group type as a user property when an identification carries groups;
+    ``silenced_devices`` start silenced, as after :meth:`silence`.
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class Emulator:
         profile_rate_limit: int | None = PROFILE_RATE_LIMIT,
         identify_json_body: bool = False,
         groups_as_user_properties: bool = False,
+        silenced_devices: Iterable[str] = (),
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
@@ -160,6 +162,7 @@ class Emulator:
             },
             min_id_length=min_id_length,
         )
+        self.ingestor.silenced_devices.update(silenced_devices)
         self.plan = FaultPlan(faults, seed)
         self.models = ProfileModels()
         self.profile_limiter = ProfileLimiter(source, profile_rate_limit)

@@ -14,11 +14,10 @@ from typing import Any
 
 import aiohttp
 from emulator_helpers import KEY, SECRET, identify
+from emulator_helpers import profile as _profile
 
 from amplitude_async import ManualClock
 from amplitude_async.emulator import Emulator
-
-AUTH = {"Authorization": f"Api-Key {SECRET}"}
 
 
 async def _post(
@@ -26,17 +25,6 @@ async def _post(
 ) -> tuple[int, Any]:
     async with http.post(url, json={"api_key": KEY, "events": events, **extra}) as r:
         return r.status, await r.json()
-
-
-async def _profile(
-    http: aiohttp.ClientSession, emu: Emulator, headers: dict[str, str] | None = None, **params: str
-) -> tuple[int, Any]:
-    async with http.get(
-        emu.profile_url, params=params, headers=AUTH if headers is None else headers
-    ) as r:
-        if r.content_type == "application/json":
-            return r.status, await r.json()
-        return r.status, await r.text()
 
 
 # -- 1. unknown API key --------------------------------------------------------------
@@ -219,6 +207,9 @@ async def test_silenced_devices_are_named_in_silenced_events(
     assert emu.users() == {} and emu.device("device-fine") is None
     emu.unsilence()
     assert (await _post(http, emu.httpapi_url, events))[0] == 200
+    async with Emulator(silenced_devices=["device-silenced"]) as preset:
+        status, body = await _post(http, preset.batch_url, events)
+        assert (status, body["silenced_events"]) == (400, [1])
 
 
 # -- 5. User Profile API answers ---------------------------------------------------------
