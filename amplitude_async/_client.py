@@ -150,7 +150,7 @@ class AmplitudeClient:
         self._host = parts.netloc
         self._clock: Clock = clock or SystemClock()
         self._now = self._clock.now
-        self._encoder = BatchEncoder(api_key, cfg.encoding)
+        self._encoder = BatchEncoder(api_key, cfg.encoding, cfg.min_id_length)
         # The key as it may come back in an echoed body: raw (JSON, multipart) and
         # form-escaped. Longest first, so a longer form is cut out whole.
         escaped = form_escape(api_key.encode("utf-8")).decode("ascii")
