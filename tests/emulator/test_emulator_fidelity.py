@@ -328,3 +328,38 @@ async def test_group_identify_is_stored_and_groups_alone_leave_user_properties(
     async with Emulator(groups_as_user_properties=True) as mirror:
         assert (await _post(http, mirror.httpapi_url, events[1:]))[0] == 200
         assert mirror.user("user-1") == {"org": "acme"}
+
+
+# -- the same controls over HTTP and from another thread -------------------------------------
+
+
+async def test_silence_and_groups_over_the_control_api(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    control = emu.control_url
+    async with http.post(f"{control}/silence", json={"devices": ["device-s1"]}) as r:
+        assert await r.json() == {"silenced_devices": ["device-s1"]}
+    status, body = await _post(http, emu.batch_url, [{"event_type": "e", "device_id": "device-s1"}])
+    assert (status, body["silenced_events"]) == (400, [0])
+    async with http.post(f"{control}/unsilence") as r:
+        assert await r.json() == {"silenced_devices": []}
+    group_event = {"event_type": "$groupidentify", "groups": {"org": ["acme", "beta"]}}
+    group_event["group_properties"] = {"$add": {"n": 2}}
+    assert (await _post(http, emu.batch_url, [group_event]))[0] == 200
+    async with http.get(f"{control}/groups/org/beta") as r:
+        assert (r.status, await r.json()) == (200, {"n": 2})
+    async with http.get(f"{control}/groups/org/none") as r:
+        assert r.status == 404
+
+
+def test_emulator_thread_offers_the_new_controls() -> None:
+    from amplitude_async.emulator import EmulatorThread
+
+    with EmulatorThread(api_keys=[KEY]) as emu:
+        emu.silence(["device-s1"])
+        emu.unsilence(["device-s1"])
+        emu.set_eps_threshold(5, endpoint="batch")
+        assert emu.emulator.throttles["batch"].eps_threshold == 5
+        assert emu.emulator.throttles["httpapi"].eps_threshold == 30
+        assert emu.group("org", "acme") is None
+        assert emu.groupidentify_url.endswith("/groupidentify")
