@@ -49,7 +49,7 @@ from ._profile import (
     handle_profile,
 )
 from ._state import AppliedIdentification, EmulatorStats, State
-from ._throttle import Holds, Throttle, TimeSource
+from ._throttle import Holds, Throttle, TimeSource, UpdateLimit
 
 if TYPE_CHECKING:
     from ._thread import EmulatorThread
@@ -98,7 +98,9 @@ class Emulator:
     ``identify_json_body=True`` accepts a JSON body on ``/identify``, which Amplitude
     documents as form-only (a warning is logged for each); ``groups_as_user_properties``
     also sets each group type as a user property when an identification carries groups;
-    ``silenced_devices`` start silenced, as after :meth:`silence`.
+    ``silenced_devices`` start silenced, as after :meth:`silence`;
+    ``property_updates_per_hour`` (Amplitude: "more than 1,800 times per hour ... may
+    drop") drops a user's property updates past that many in an hour, silently.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class Emulator:
         identify_json_body: bool = False,
         groups_as_user_properties: bool = False,
         silenced_devices: Iterable[str] = (),
+        property_updates_per_hour: int | None = None,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
@@ -163,6 +166,8 @@ class Emulator:
             min_id_length=min_id_length,
         )
         self.ingestor.silenced_devices.update(silenced_devices)
+        if property_updates_per_hour is not None:
+            self.state.update_limit = UpdateLimit(source, property_updates_per_hour)
         self.plan = FaultPlan(faults, seed)
         self.models = ProfileModels()
         self.profile_limiter = ProfileLimiter(source, profile_rate_limit)

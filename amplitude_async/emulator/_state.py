@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._semantics import apply_fields, apply_user_properties
+from ._throttle import UpdateLimit
 
 __all__ = ["AppliedIdentification", "EmulatorStats", "Record", "State"]
 
@@ -95,6 +96,9 @@ class EmulatorStats:
     throttled_items: int = 0
     #: Items refused as invalid (400 with per-item indices).
     rejected_items: int = 0
+    #: User-property updates dropped past ``property_updates_per_hour`` (silently, as
+    #: Amplitude may do past 1,800 a user an hour).
+    dropped_updates: int = 0
     #: Faults injected, by :attr:`Fault.label`.
     faults: dict[str, int] = field(default_factory=dict)
     users: int = 0
@@ -110,6 +114,7 @@ class EmulatorStats:
             "throttled_requests": self.throttled_requests,
             "throttled_items": self.throttled_items,
             "rejected_items": self.rejected_items,
+            "dropped_updates": self.dropped_updates,
             "faults": dict(sorted(self.faults.items())),
             "users": self.users,
             "devices": self.devices,
@@ -125,6 +130,10 @@ class State:
         #: (Amplitude-Python ``Amplitude.set_group``; Amplitude-TypeScript
         #: ``createGroupEvent``), which suggests the server does not derive it.
         self.groups_as_user_properties = groups_as_user_properties
+        #: Drops user-property updates past a per-user hourly rate (None: never).
+        self.update_limit: UpdateLimit | None = None
+        #: User-property updates dropped by :attr:`update_limit`.
+        self.dropped_updates = 0
         self.users: dict[str, Record] = {}
         self.devices: dict[str, Record] = {}
         self.applied: list[AppliedIdentification] = []
@@ -141,8 +150,11 @@ class State:
         self._next_id = _FIRST_AMPLITUDE_ID
 
     def reset(self) -> None:
-        mirror = self.groups_as_user_properties
+        mirror, limit = self.groups_as_user_properties, self.update_limit
         self.__init__(groups_as_user_properties=mirror)  # type: ignore[misc]
+        if limit is not None:
+            limit.reset()
+        self.update_limit = limit
 
     def next_request(self) -> int:
         self.requests += 1
@@ -156,13 +168,17 @@ class State:
         """Apply validated identifications (or events), each with its index in the request."""
         log = self.applied.append
         mirror_groups = self.groups_as_user_properties
+        limit = self.update_limit
         for index, item in items:
             user_id = item.get("user_id")
             device_id = item.get("device_id")
             record = self._resolve(user_id, device_id)
             user_properties = item.get("user_properties")
             if user_properties:
-                apply_user_properties(record.props, user_properties)
+                if limit is None or limit.admit(record.amplitude_id):
+                    apply_user_properties(record.props, user_properties)
+                else:
+                    self.dropped_updates += 1
             # Any key beyond ids and properties is a field or groups; most items have none.
             present = (
                 (user_id is not None) + (device_id is not None) + (user_properties is not None)
@@ -216,6 +232,7 @@ class State:
             throttled_requests=self.throttled_requests,
             throttled_items=self.throttled_items,
             rejected_items=self.rejected_items,
+            dropped_updates=self.dropped_updates,
             faults=dict(self.faults),
             users=len(self.users),
             devices=len(self.devices),

@@ -24,9 +24,9 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["Holds", "Rejection", "Throttle", "TimeSource"]
+__all__ = ["Holds", "Rejection", "Throttle", "TimeSource", "UpdateLimit"]
 
 _HOUR = 3600.0
 #: The rolling daily quota counts this many one-hour intervals.
@@ -209,6 +209,41 @@ class Throttle:
             rejection.devices[name] = _rate(total, self.window)
 
 
+class UpdateLimit:
+    """At most ``per_hour`` user-property updates per user in any rolling hour.
+
+    HTTP V2 and Batch API docs: Amplitude "rate limits individual users (by Amplitude ID)
+    that update their user properties more than 1,800 times per hour ... may drop user
+    property updates for that user". The request still succeeds; updates past the limit
+    are dropped silently (the emulator counts them).
+    """
+
+    def __init__(self, clock: TimeSource, per_hour: int) -> None:
+        if per_hour < 1:
+            raise ValueError("per_hour must be at least 1")
+        self.clock = clock
+        self.per_hour = per_hour
+        self._users: dict[int, _Window] = {}
+        self._checks = 0
+
+    def admit(self, amplitude_id: int) -> bool:
+        now = self.clock.now()
+        since = now - _HOUR
+        window = self._users.get(amplitude_id)
+        if window is None:
+            window = self._users[amplitude_id] = _Window()
+        if window.count(since) >= self.per_hour:
+            return False
+        window.add(now, 1)
+        self._checks += 1
+        if self._checks % _PRUNE_EVERY == 0:
+            _prune(self._users, since)
+        return True
+
+    def reset(self) -> None:
+        self._users.clear()
+
+
 def _rate(total: int, window: float) -> int:
     """Events per second over the window, as Amplitude reports it (rounded up)."""
     return math.ceil(total / window)
@@ -237,7 +272,7 @@ def _record(windows: dict[str, _Window], counts: dict[str, int], now: float) -> 
         window.add(now, count)
 
 
-def _prune(windows: dict[str, _Window], since: float) -> None:
+def _prune(windows: dict[Any, _Window], since: float) -> None:
     idle = [name for name, window in windows.items() if window.count(since) == 0]
     for name in idle:
         del windows[name]

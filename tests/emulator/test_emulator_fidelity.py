@@ -141,6 +141,25 @@ async def test_batch_takes_bodies_over_1_mb(emu: Emulator, http: aiohttp.ClientS
     assert (status, body) == (413, {"code": 413, "error": "Payload too large"})
 
 
+async def test_property_updates_past_the_hourly_limit_are_dropped_silently(
+    clock: ManualClock, http: aiohttp.ClientSession
+) -> None:
+    # HTTP V2 and Batch docs: users updating their properties "more than 1,800 times per
+    # hour" are rate limited: Amplitude "may drop user property updates for that user"
+    # while the requests succeed. Opt-in, with a small limit here.
+    async with Emulator(api_keys=[KEY], clock=clock, property_updates_per_hour=3) as emu:
+        add = {"user_id": "user-busy", "user_properties": {"$add": {"n": 1}}}
+        for _ in range(5):
+            assert await identify(http, emu, [add]) == (200, "success")
+        assert emu.user("user-busy") == {"n": 3}
+        assert emu.stats().dropped_updates == 2
+        await clock.advance(3601)
+        assert await identify(http, emu, [add]) == (200, "success")
+        assert emu.user("user-busy") == {"n": 4}
+    async with Emulator() as default:
+        assert default.state.update_limit is None
+
+
 # -- 4. short and invalid ids --------------------------------------------------------------
 
 
