@@ -200,7 +200,10 @@ class Ingestor:
                 return silenced
         # HTTP V2 API docs: an id that is too short "is removed from the event"; the
         # item keeps its other, valid id (validation refused items left with none).
-        items = [_drop_short_ids(item, min_id_length) for item in items]
+        for index, item in enumerate(items):
+            short = short_ids(item, min_id_length)
+            if short:
+                items[index] = {key: value for key, value in item.items() if key not in short}
         users: dict[str, int] = {}
         devices: dict[str, int] = {}
         for item in items:
@@ -306,13 +309,6 @@ def _identification_items(raw: Any) -> list[Any] | None:
     if isinstance(raw, list) and raw:
         return raw
     return None
-
-
-def _drop_short_ids(item: dict[str, Any], min_id_length: int) -> dict[str, Any]:
-    short = short_ids(item, min_id_length)
-    if not short:
-        return item
-    return {key: value for key, value in item.items() if key not in short}
 
 
 def _group_item_problem(item: Any) -> str | None:
