@@ -153,7 +153,7 @@ class AmplitudeClient:
         self._host = parts.netloc
         self._clock: Clock = clock or SystemClock()
         self._now = self._clock.now
-        self._encoder = BatchEncoder(api_key, cfg.encoding)
+        self._encoder = BatchEncoder(api_key, cfg.encoding, cfg.min_id_length)
         # Cuts the key, in any spelling an echo may use, out of every server text.
         self._scrub = Scrubber(api_key)
         self._acc = Accumulator(

@@ -53,7 +53,8 @@ class ClientConfig:
     min_throttle_hold: float = 1.0
     #: Identities held at once, at most; past it the holds ending soonest are let go.
     throttle_map_max: int = 100_000
-    #: Shortest user_id / device_id accepted.
+    #: Shortest user_id / device_id accepted; any other value than 5 is also sent to the
+    #: server as the Identify API's ``options={"min_id_length": N}``.
     min_id_length: int = DEFAULT_MIN_ID_LENGTH
     #: "form" (application/x-www-form-urlencoded) or "multipart" (multipart/form-data).
     encoding: Encoding = "form"
