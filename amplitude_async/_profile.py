@@ -33,7 +33,7 @@ import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self, TypedDict, Unpack
+from typing import TYPE_CHECKING, Literal, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -56,9 +56,15 @@ from ._errors import (
     UserNotFound,
 )
 from ._http import HttpResponse, new_session, send
+from ._logfields import fields
 from ._profile_models import UserProfile, decode_envelope
 from ._ratelimit import RateLimiter
+from ._telemetry import Telemetry
 from ._ttlcache import TTLCache
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = [
     "DEFAULT_PROFILE_URL",
@@ -285,6 +291,11 @@ class ProfileClient:
     all its calls on this client (None: no pacing); :meth:`get` is not paced, because a
     hot path should fail fast rather than queue. ``cache_ttl`` turns on an in-process
     cache of successful lookups (``cache_max`` entries at most); errors are not cached.
+
+    With opentelemetry-api installed (extra ``otel``), every HTTP attempt is a client span
+    and counts in ``amplitude.profile.requests`` / ``amplitude.profile.request.duration``,
+    on the global providers or on ``meter_provider`` / ``tracer_provider`` when given
+    (docs/observability.md).
     """
 
     def __init__(
@@ -301,6 +312,8 @@ class ProfileClient:
         cache_ttl: float | None = None,
         cache_max: int = 10_000,
         clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not isinstance(secret_key, str) or not secret_key.strip():
             raise ConfigurationError("secret_key must be a non-empty string")
@@ -343,6 +356,9 @@ class ProfileClient:
         self._closing = asyncio.Event()
         self._requests = 0
         self._retries = 0
+        self._telemetry = Telemetry.create(
+            "profile", self._url, meter_provider=meter_provider, tracer_provider=tracer_provider
+        )
 
     # -- state ----------------------------------------------------------------------
 
@@ -557,14 +573,16 @@ class ProfileClient:
                 deadline = now + self._retry_deadline
             self._requests += 1
             try:
-                response = await send(
-                    session,
-                    "GET",
-                    self._url,
-                    params=params,
-                    headers=self._secret.headers(),
-                    timeout=min(self._timeout, max(deadline - now, 0.001)),
-                )
+                with self._telemetry.request(resend_count=attempt) as request:
+                    response = await send(
+                        session,
+                        "GET",
+                        self._url,
+                        params=params,
+                        headers=self._secret.headers(),
+                        timeout=min(self._timeout, max(deadline - now, 0.001)),
+                    )
+                    request.status = response.status
                 return self._answer(response)
             except (ServerError, TransportError) as exc:
                 error: AmplitudeError = exc
@@ -575,7 +593,19 @@ class ProfileClient:
             if clock.now() + delay >= deadline:
                 raise error
             self._retries += 1
-            log.debug("profile lookup: %s; retry %d in %.3fs", error, attempt, delay)
+            log.debug(
+                "profile lookup: %s; retry %d in %.3fs",
+                error,
+                attempt,
+                delay,
+                extra=fields(
+                    "profile.retry",
+                    reason=type(error).__name__,
+                    status=getattr(error, "status", None),
+                    attempt=attempt,
+                    delay=delay,
+                ),
+            )
             await clock.wait(self._closing, clock.now() + delay)
             if self._closing.is_set():
                 raise ClientClosed("ProfileClient closed while waiting to retry") from error
