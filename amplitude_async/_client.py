@@ -24,7 +24,7 @@ import warnings
 from collections import Counter, deque
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -53,6 +53,11 @@ from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._rules import id_problem
 from ._spool import write_spool
 from ._stats import ClientStats, Counters
+from ._telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["AmplitudeClient"]
 
@@ -117,6 +122,10 @@ class AmplitudeClient:
     >>> async with AmplitudeClient(api_key) as amp:
     ...     receipt = await amp.identify(Identify(user_id="user-1").set("plan", "pro"))
     ...     outcome = await receipt          # Delivered(...) or Failed(reason=...)
+
+    ``meter_provider`` / ``tracer_provider``: where the OpenTelemetry metrics and spans go
+    (default: the global providers; nothing at all without opentelemetry-api). See
+    docs/observability.md.
     """
 
     def __init__(
@@ -127,6 +136,8 @@ class AmplitudeClient:
         server_url: str | None = None,
         config: ClientConfig | None = None,
         clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigurationError("api_key must be a non-empty string")
@@ -195,6 +206,11 @@ class AmplitudeClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._on_outcome = cfg.on_outcome
+        # Metrics and spans (docs/observability.md): per request and in bulk, never per
+        # operation; a no-op without opentelemetry-api.
+        self._telemetry = Telemetry.create(
+            "identify", url, meter_provider=meter_provider, tracer_provider=tracer_provider
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -229,6 +245,7 @@ class AmplitudeClient:
             self._state = _State.CLOSED
             raise ClientStateError("the client could not start") from self._failure
         self._state = _State.OPEN
+        self._telemetry.watch(lambda: self._unresolved, lambda: self._acc.throttled_identities)
         return self
 
     async def _run_host(self, started: asyncio.Event) -> None:
@@ -361,6 +378,8 @@ class AmplitudeClient:
 
     def _finish_close(self, undelivered: list[Identify], *, spooled: bool = True) -> None:
         self._state = _State.CLOSED
+        self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
+        self._telemetry.unwatch()
         self._release_flush_waiters(force=True)
         if undelivered:
             path = self._config.spool_path
@@ -759,6 +778,9 @@ class AmplitudeClient:
                 now = clock.now()
             if self._settled is not None:
                 self._settled.set()
+            # Outcomes resolved outside a request since the last turn (refusals, drops,
+            # auth): one bulk update of the operations counter.
+            self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
             self._sleep_until = acc.next_deadline() if self._in_flight < cfg.max_in_flight else None
             await clock.wait(wake, self._sleep_until)
             wake.clear()
@@ -779,6 +801,8 @@ class AmplitudeClient:
             back = [r for g in batch.groups for r in g.receipts if r.outcome is None]
             if back:
                 self._counters.retried += len(back)
+            # This request's outcomes, in one bulk update of the operations counter.
+            self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
             self._acc.settle(batch, back, self._clock.now(), attempt.not_before)
             self._in_flight -= 1
             self._poke()
@@ -807,13 +831,15 @@ class AmplitudeClient:
         counters.identifications += len(groups)
         assert self._session is not None
         try:
-            response = await send(
-                self._session,
-                "POST",
-                self._url,
-                data=body,
-                headers={"Content-Type": self._encoder.content_type},
-            )
+            with self._telemetry.request(len(groups)) as request:
+                response = await send(
+                    self._session,
+                    "POST",
+                    self._url,
+                    data=body,
+                    headers={"Content-Type": self._encoder.content_type},
+                )
+                request.status = response.status
             verdict = classify(response, self._secrets)
         except TransportError as exc:
             verdict = classify_transport_error(exc)

@@ -7,6 +7,7 @@ was recorded with what the server saw.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 from aiohttp import web
 from opentelemetry.sdk.metrics import MeterProvider
@@ -24,7 +26,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from amplitude_async import AuthenticationError, ConnectError, ProfileClient
+from amplitude_async import AmplitudeClient, AuthenticationError, ConnectError, ProfileClient
+
+from .conftest import Request, ScriptedServer, fast_config, op
+from .test_client_pipeline import throttle_body
 
 SECRET = "telemetry-secret-key-0123"
 
@@ -214,3 +219,126 @@ def test_a_provider_of_the_wrong_type_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="meter_provider"):
         ProfileClient(SECRET, meter_provider="prometheus")  # type: ignore[arg-type]
+
+
+# -- the identify client -----------------------------------------------------------------
+
+KEY = "telemetry-api-key-0123456789"
+HUNG = 2  # the request number the server answers too late
+
+
+async def test_a_run_with_429s_5xx_a_400_and_a_timeout_is_counted_exactly(
+    otel: Otel, server: ScriptedServer
+) -> None:
+    async def respond(request: Request) -> web.Response:
+        if request.number == 0:
+            return web.Response(status=429, text=throttle_body(users=[request.users()[0] or ""]))
+        if request.number == 1:
+            return web.Response(status=503, text="unavailable")
+        if request.number == HUNG:
+            await asyncio.sleep(0.6)  # past request_timeout: no answer, as far as we know
+            return web.Response(text="success")
+        if "user-bad-01" in request.users():
+            return web.Response(status=400, text="invalid user_id")
+        return web.Response(text="success")
+
+    server.responder = respond
+    config = fast_config(
+        batch_max_items=8, max_in_flight=1, throttle_hold=0.05, request_timeout=0.3
+    )
+    async with AmplitudeClient(
+        KEY,
+        server_url=server.url,
+        config=config,
+        meter_provider=otel.meter_provider,
+        tracer_provider=otel.tracer_provider,
+    ) as amp:
+        for n in range(40):
+            await amp.identify(op(f"user-{n % 20:05d}", n))
+        await amp.identify(op("user-bad-01", 99))
+        await amp.flush()
+        stats = amp.stats()
+    assert stats.enqueued == 41 and stats.failed == {"invalid": 1}
+    assert stats.throttle_responses == 1
+
+    operations = otel.by("amplitude.identify.operations", lambda a: (a["outcome"], a.get("reason")))
+    assert operations == Counter({("delivered", None): stats.delivered, ("failed", "invalid"): 1})
+    assert sum(operations.values()) == stats.enqueued
+
+    answered = Counter(r.status for r in server.requests if r.number != HUNG)
+    assert answered[429] == 1 and answered[503] == 1 and answered[400] >= 1
+    expected = Counter({("status", s): n for s, n in answered.items()})
+    expected[("error", "RequestTimeout")] = 1
+
+    def status_or_error(attributes: dict[str, Any]) -> Any:
+        if "error.type" in attributes:
+            return ("error", attributes["error.type"])
+        return ("status", attributes["http.response.status_code"])
+
+    assert otel.by("amplitude.identify.requests", status_or_error) == expected
+    # One duration point and one batch size point per request.
+    assert otel.by("amplitude.identify.request.duration", status_or_error) == expected
+    assert sum(expected.values()) == stats.requests == len(server.requests)
+    (sizes,) = otel.points("amplitude.identify.batch.size")
+    assert sizes.count == stats.requests and sizes.sum == stats.identifications
+
+    spans = otel.spans()
+    assert len(spans) == stats.requests
+    # A span has the status when there was one, and error.type for every failure.
+    span_statuses = Counter(
+        ("status", a["http.response.status_code"])
+        if "http.response.status_code" in a
+        else ("error", a["error.type"])
+        for a in (dict(s.attributes or {}) for s in spans)
+    )
+    assert span_statuses == expected
+    for span in spans:
+        assert span.name == "POST" and span.kind is SpanKind.CLIENT
+        assert span.parent is None  # a batch of many callers' operations: its own trace
+        assert (span.attributes or {})["url.full"] == server.url
+        assert KEY not in span_texts(span) and "user-" not in span_texts(span)
+        ok = (span.attributes or {}).get("http.response.status_code") == 200
+        assert (span.status.status_code is StatusCode.ERROR) is not ok
+
+
+async def test_gauges_read_queue_depth_and_held_identities(
+    otel: Otel, server: ScriptedServer
+) -> None:
+    server.responder = lambda request: web.Response(
+        status=429, text=throttle_body(users=["user-held-1"])
+    )
+
+    def gauge(name: str) -> int:
+        points = otel.points(name)
+        return sum(p.value for p in points)
+
+    config = fast_config(throttle_hold=60.0, shutdown_timeout=0.05)
+    amp = AmplitudeClient(
+        KEY,
+        server_url=server.url,
+        config=config,
+        meter_provider=otel.meter_provider,
+        tracer_provider=otel.tracer_provider,
+    )
+    async with amp:
+        await amp.identify(op("user-held-1", 1))
+        await amp.identify(op("user-held-1", 2))
+        with anyio.fail_after(5):
+            while True:
+                if amp.stats().throttled_identities:
+                    break
+                await anyio.sleep(0.01)
+        assert gauge("amplitude.identify.queued") == 2
+        assert gauge("amplitude.identify.throttled_identities") == 1
+        # A second client on the same provider adds its own.
+        async with AmplitudeClient(
+            KEY, server_url=server.url, config=config, meter_provider=otel.meter_provider
+        ) as other:
+            server.responder = lambda request: web.Response(status=503)
+            await other.identify(op("user-other-2", 1))
+            assert gauge("amplitude.identify.queued") == 3
+    # Closed: the held operations failed with "shutdown", and nothing is reported any more.
+    assert gauge("amplitude.identify.queued") == 0
+    assert gauge("amplitude.identify.throttled_identities") == 0
+    operations = otel.by("amplitude.identify.operations", lambda a: a.get("reason"))
+    assert operations == Counter({"shutdown": 3})
