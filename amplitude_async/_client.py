@@ -48,6 +48,7 @@ from ._errors import (
 )
 from ._http import new_session, send
 from ._identify import Identify
+from ._logfields import fields
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._rules import id_problem
@@ -271,6 +272,7 @@ class AmplitudeClient:
                 "the client's background task failed; nothing more will be sent and "
                 "aclose() will fail what is queued",
                 exc_info=exc,
+                extra=fields("identify.task_failed"),
             )
             if self._state is _State.OPEN:
                 self._state = _State.FAILED
@@ -370,6 +372,9 @@ class AmplitudeClient:
                             len(undelivered),
                             path,
                             exc,
+                            extra=fields(
+                                "identify.spool_failed", count=len(undelivered), reason="shutdown"
+                            ),
                         )
                 if self._session is not None:
                     await self._session.close()
@@ -388,6 +393,7 @@ class AmplitudeClient:
                 "closed with %d operation(s) undelivered (reason shutdown)%s",
                 len(undelivered),
                 where,
+                extra=fields("identify.undelivered", count=len(undelivered), reason="shutdown"),
             )
             if self._config.on_undelivered is not None:
                 self._config.on_undelivered(undelivered)
@@ -533,6 +539,7 @@ class AmplitudeClient:
                     "intake full (queue_max=%d): %d operation(s) dropped so far (reason dropped)",
                     self._config.queue_max,
                     dropped,
+                    extra=fields("identify.dropped", count=dropped, reason="dropped"),
                 )
             op._freeze()
             receipt = Receipt(op, self._gen)
@@ -670,7 +677,10 @@ class AmplitudeClient:
             try:
                 callback(receipt.op, outcome)
             except Exception:  # a user callback's bug must not lose other outcomes
-                logger.exception("on_outcome callback raised; the outcome stands")
+                logger.exception(
+                    "on_outcome callback raised; the outcome stands",
+                    extra=fields("identify.callback_failed", count=1),
+                )
 
     def _settle_generation(self, gen: int, count: int) -> None:
         """``count`` operations of a flushed generation have their outcome; once the
@@ -868,6 +878,7 @@ class AmplitudeClient:
                     "reason auth and sending nothing more",
                     self._host,
                     verdict.status,
+                    extra=fields("identify.auth_refused", reason="auth", status=verdict.status),
                 )
             self._auth_failed = True
             for group in groups:
@@ -931,6 +942,7 @@ class AmplitudeClient:
             f"their operations failed with reason quota"
             if quota_users or quota_devices
             else "",
+            extra=fields("identify.throttled", count=held_ops, status=429, delay=hold),
         )
 
     async def _on_too_large(
@@ -939,7 +951,9 @@ class AmplitudeClient:
         if len(groups) == 1 and len(groups[0].receipts) == 1:
             message = f"the server refused the identification as too large ({verdict.message})"
             self._fail_group(groups[0], FailureReason.TOO_LARGE, message, verdict.status)
-            _log_failed(1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}")
+            _log_failed(
+                1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}", verdict.status
+            )
             return
         self._counters.splits += 1
         self._acc.shrink(size, len(groups))
@@ -963,6 +977,7 @@ class AmplitudeClient:
             len(groups),
             self._acc.size_limit,
             self._acc.item_limit,
+            extra=fields("identify.split", count=len(groups), status=verdict.status),
         )
 
     async def _on_invalid(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
@@ -1009,6 +1024,7 @@ class AmplitudeClient:
             self._host,
             count,
             verdict.message,
+            extra=fields("identify.invalid", count=count, reason="invalid", status=verdict.status),
         )
 
     def _on_retry(
@@ -1048,7 +1064,7 @@ class AmplitudeClient:
             attempts = max(attempts, first.attempts)
             attempt.blocked.add(group.key)
         if gave_up:
-            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message)
+            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message, verdict.status)
         if not kept:
             return
         delay = backoff_delay(
@@ -1065,6 +1081,13 @@ class AmplitudeClient:
             delay,
             attempts + 1,
             f": {verdict.message}" if verdict.status is None else "",
+            extra=fields(
+                "identify.retry",
+                count=kept,
+                status=verdict.status,
+                attempt=attempts + 1,
+                delay=delay,
+            ),
         )
 
     # -- introspection for tests and tools ---------------------------------------------------
@@ -1088,8 +1111,14 @@ def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
     return outcome
 
 
-def _log_failed(count: int, reason: FailureReason, message: str) -> None:
-    logger.warning("%d operation(s) failed with reason %s: %s", count, reason.value, message)
+def _log_failed(count: int, reason: FailureReason, message: str, status: int | None = None) -> None:
+    logger.warning(
+        "%d operation(s) failed with reason %s: %s",
+        count,
+        reason.value,
+        message,
+        extra=fields("identify.failed", count=count, reason=reason.value, status=status),
+    )
 
 
 def _utf8_encodable(text: str) -> bool:
