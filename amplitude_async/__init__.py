@@ -31,8 +31,7 @@ from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._profile import ProfileClient, ProfileOptions, ProfileResult, ProfileStatistics
 from ._profile_models import Propensity, Recommendation, UserProfile
 from ._stats import ClientStats
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "APIStatusError",

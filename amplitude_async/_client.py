@@ -46,7 +46,7 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._http import new_session, send
+from ._http import caller_session, new_session, send
 from ._identify import Identify
 from ._logfields import fields
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
@@ -124,6 +124,12 @@ class AmplitudeClient:
     ...     receipt = await amp.identify(Identify(user_id="user-1").set("plan", "pro"))
     ...     outcome = await receipt          # Delivered(...) or Failed(reason=...)
 
+    ``session``: an :class:`aiohttp.ClientSession` of the caller's to send through (its
+    connector, proxy and TLS settings apply; ``request_timeout`` still bounds each
+    request). The caller owns it: the client never closes it. Without one the client
+    makes its own, which honours proxy variables (``trust_env``) and sends
+    ``User-Agent: amplitude-async/<version>``.
+
     ``meter_provider`` / ``tracer_provider``: where the OpenTelemetry metrics and spans go
     (default: the global providers; nothing at all without opentelemetry-api). See
     docs/observability.md.
@@ -139,6 +145,7 @@ class AmplitudeClient:
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigurationError("api_key must be a non-empty string")
@@ -203,7 +210,12 @@ class AmplitudeClient:
         self._host_task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._failure: BaseException | None = None
+        # The caller's session is used as it is and never closed here; the client's own
+        # is made on open and closed on close.
+        self._caller_session = caller_session(session)
         self._session: aiohttp.ClientSession | None = None
+        # The caller's session has the caller's timeout: give each request ours.
+        self._request_timeout = None if session is None else cfg.request_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._on_outcome = cfg.on_outcome
@@ -225,7 +237,9 @@ class AmplitudeClient:
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         cfg = self._config
-        self._session = new_session(max_connections=cfg.max_in_flight, timeout=cfg.request_timeout)
+        self._session = self._caller_session or new_session(
+            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout
+        )
         self._stop = asyncio.Event()
         started = asyncio.Event()
         self._host_task = self._loop.create_task(
@@ -238,11 +252,11 @@ class AmplitudeClient:
             self._host_task.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait({self._host_task})
-                await self._session.close()
+                await self._close_session()
             self._state = _State.CLOSED
             raise
         if self._failure is not None:  # failed before it started: never opened
-            await self._session.close()
+            await self._close_session()
             self._state = _State.CLOSED
             raise ClientStateError("the client could not start") from self._failure
         self._state = _State.OPEN
@@ -376,10 +390,14 @@ class AmplitudeClient:
                                 "identify.spool_failed", count=len(undelivered), reason="shutdown"
                             ),
                         )
-                if self._session is not None:
-                    await self._session.close()
+                await self._close_session()
                 self._finish_close(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
+
+    async def _close_session(self) -> None:
+        """Close the session if it is the client's own; a caller's stays open."""
+        if self._session is not None and self._session is not self._caller_session:
+            await self._session.close()
 
     def _finish_close(self, undelivered: list[Identify], *, spooled: bool = True) -> None:
         self._state = _State.CLOSED
@@ -848,6 +866,7 @@ class AmplitudeClient:
                     self._url,
                     data=body,
                     headers={"Content-Type": self._encoder.content_type},
+                    timeout=self._request_timeout,
                 )
                 request.status = response.status
             verdict = classify(response, self._secrets)

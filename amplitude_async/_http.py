@@ -15,9 +15,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._errors import ConnectError, RequestTimeout
+from ._errors import ConfigurationError, ConnectError, RequestTimeout
+from ._version import __version__
 
-__all__ = ["HttpResponse", "new_session", "send"]
+__all__ = ["USER_AGENT", "HttpResponse", "caller_session", "new_session", "send"]
+
+#: Sent by the sessions the clients make themselves (a caller's session keeps its own).
+USER_AGENT = f"amplitude-async/{__version__}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,11 @@ class HttpResponse:
 
 
 def new_session(*, max_connections: int, timeout: float) -> aiohttp.ClientSession:
-    """One pooled session; keep-alive connections are reused across requests."""
+    """One pooled session; keep-alive connections are reused across requests.
+
+    ``trust_env``: HTTP(S)_PROXY / NO_PROXY and .netrc apply, as in every aiohttp or
+    requests program; a service behind an egress proxy needs no code for it.
+    """
     connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,
@@ -52,7 +60,22 @@ def new_session(*, max_connections: int, timeout: float) -> aiohttp.ClientSessio
         # Our bodies are bytes we encoded ourselves; skip aiohttp's charset guessing.
         auto_decompress=True,
         raise_for_status=False,
+        trust_env=True,
+        headers={"User-Agent": USER_AGENT},
     )
+
+
+def caller_session(session: object) -> aiohttp.ClientSession | None:
+    """Check a ``session=`` argument: None or an open :class:`aiohttp.ClientSession`."""
+    if session is None:
+        return None
+    if not isinstance(session, aiohttp.ClientSession):
+        raise ConfigurationError(
+            f"session must be an aiohttp.ClientSession, got {type(session).__name__}"
+        )
+    if session.closed:
+        raise ConfigurationError("session is closed; pass an open aiohttp.ClientSession")
+    return session
 
 
 async def send(
@@ -80,6 +103,8 @@ async def send(
             headers=headers,
             params=params,
             allow_redirects=False,
+            # A caller's session may raise on 4xx/5xx; the answer is ours to classify.
+            raise_for_status=False,
             **extra,
         ) as response:
             body = await response.read()

@@ -55,7 +55,7 @@ from ._errors import (
     TransportError,
     UserNotFound,
 )
-from ._http import HttpResponse, new_session, send
+from ._http import HttpResponse, caller_session, new_session, send
 from ._logfields import fields
 from ._profile_models import UserProfile, decode_envelope
 from ._ratelimit import RateLimiter
@@ -296,6 +296,11 @@ class ProfileClient:
     and counts in ``amplitude.profile.requests`` / ``amplitude.profile.request.duration``,
     on the global providers or on ``meter_provider`` / ``tracer_provider`` when given
     (docs/observability.md).
+
+    ``session``: an :class:`aiohttp.ClientSession` of the caller's to send through; the
+    caller owns it and closes it (``aclose`` leaves it open). Without one the client makes
+    its own (``max_connections``, proxy variables honoured, ``User-Agent:
+    amplitude-async/<version>``).
     """
 
     def __init__(
@@ -314,6 +319,7 @@ class ProfileClient:
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if not isinstance(secret_key, str) or not secret_key.strip():
             raise ConfigurationError("secret_key must be a non-empty string")
@@ -351,6 +357,8 @@ class ProfileClient:
             else TTLCache(ttl=cache_ttl, max_size=cache_max, clock=self._clock)
         )
         self._state: _State = "unopened"
+        # A caller's session is used as it is and never closed here.
+        self._caller_session = caller_session(session)
         self._session: aiohttp.ClientSession | None = None
         # Set by aclose(): wakes lookups waiting on a backoff or the pacer.
         self._closing = asyncio.Event()
@@ -375,7 +383,9 @@ class ProfileClient:
             raise ClientStateError("ProfileClient is already open")
         if self._state == "closed":
             raise ClientClosed("ProfileClient was closed; create a new one")
-        self._session = new_session(max_connections=self._max_connections, timeout=self._timeout)
+        self._session = self._caller_session or new_session(
+            max_connections=self._max_connections, timeout=self._timeout
+        )
         self._state = "open"
         return self
 
@@ -394,7 +404,7 @@ class ProfileClient:
         self._state = "closed"
         self._closing.set()
         session, self._session = self._session, None
-        if session is not None:
+        if session is not None and session is not self._caller_session:
             await session.close()
 
     def _open_session(self) -> aiohttp.ClientSession:

@@ -30,6 +30,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from ._version import __version__
+
 try:
     from opentelemetry import context as _otel_context
     from opentelemetry import metrics as _otel_metrics
@@ -225,8 +227,6 @@ def _instruments(provider: Any, kind: Kind) -> _Instruments:
             per_kind = _registry[provider] = {}
         found = per_kind.get(kind)
         if found is None:
-            from . import __version__
-
             meter = provider.get_meter(_SCOPE, __version__)
             found = per_kind[kind] = _Instruments(meter, kind)
         return found
@@ -255,8 +255,6 @@ class _OtelTelemetry(Telemetry):
         tracer_provider: TracerProvider | None,
     ) -> None:
         assert _otel_metrics is not None and _otel_trace is not None
-        from . import __version__
-
         mp = meter_provider if meter_provider is not None else _otel_metrics.get_meter_provider()
         tp = tracer_provider if tracer_provider is not None else _otel_trace.get_tracer_provider()
         for name, provider, method in (

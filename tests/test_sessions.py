@@ -1,0 +1,152 @@
+"""session=: the caller's aiohttp session is used and never closed; the clients' own
+sessions honour proxy variables and send amplitude-async's User-Agent."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import amplitude_async
+from amplitude_async import AmplitudeClient, ConfigurationError, Delivered, ProfileClient
+
+from .conftest import ScriptedServer, fast_config, op
+
+KEY = "session-api-key-0123456789"
+SECRET = "session-secret-key"
+USER_AGENT = f"amplitude-async/{amplitude_async.__version__}"
+
+
+async def test_a_callers_session_is_used_and_left_open(server: ScriptedServer) -> None:
+    async with aiohttp.ClientSession(headers={"X-Caller": "mine"}) as session:
+        async with AmplitudeClient(
+            KEY, server_url=server.url, config=fast_config(), session=session
+        ) as amp:
+            outcome = await (await amp.identify(op("user-00001", 1)))
+        assert isinstance(outcome, Delivered)
+        assert not session.closed  # the client closed, the caller's session did not
+        (request,) = server.requests
+        assert request.raw.headers["X-Caller"] == "mine"
+        assert not request.raw.headers.get("User-Agent", "").startswith("amplitude-async")
+        # Still usable by its owner.
+        async with session.post(server.url, data=b"api_key=x&identification=[]") as answer:
+            assert answer.status == 200
+
+
+async def test_a_callers_session_that_raises_for_status_still_gets_classified(
+    server: ScriptedServer,
+) -> None:
+    server.responder = lambda request: web.Response(status=400, text="bad user_id")
+    async with (
+        aiohttp.ClientSession(raise_for_status=True) as session,
+        AmplitudeClient(
+            KEY, server_url=server.url, config=fast_config(retry_deadline=1.0), session=session
+        ) as amp,
+    ):
+        outcome = await (await amp.identify(op("user-00001", 1)))
+    assert outcome.reason.value == "invalid"  # type: ignore[union-attr]
+
+
+async def test_the_clients_own_session_sends_the_user_agent(server: ScriptedServer) -> None:
+    async with AmplitudeClient(KEY, server_url=server.url, config=fast_config()) as amp:
+        await (await amp.identify(op("user-00001", 1)))
+    assert server.requests[0].raw.headers["User-Agent"] == USER_AGENT
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[tuple[str, list[str]]]:
+    """A forward proxy on 127.0.0.1 that answers every request itself; yields its URL and
+    the request targets it saw (absolute URLs, as clients send them to a proxy)."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        if request.path == "/v1/userprofile":
+            return web.json_response({"userData": {"user_id": request.query["user_id"]}})
+        return web.Response(text="success")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_default_sessions_go_through_the_proxy_the_environment_names(
+    proxy: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy_url, seen = proxy
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    monkeypatch.setenv("http_proxy", proxy_url)
+    # Nothing listens on the target port: only the proxy can have answered.
+    target = f"http://127.0.0.1:{unused_port()}"
+    config = fast_config(retry_deadline=1.0)  # without the proxy: fail, do not hang
+    async with AmplitudeClient(KEY, server_url=f"{target}/identify", config=config) as amp:
+        outcome = await (await amp.identify(op("user-00001", 1)))
+    assert isinstance(outcome, Delivered)
+    async with ProfileClient(SECRET, server_url=f"{target}/v1/userprofile") as profiles:
+        assert (await profiles.get("user-00001")).user_id == "user-00001"
+    assert [url.split("?")[0] for url in seen] == [f"{target}/identify", f"{target}/v1/userprofile"]
+
+
+async def test_profile_client_uses_a_callers_session_and_leaves_it_open(
+    proxy: tuple[str, list[str]],
+) -> None:
+    proxy_url, seen = proxy  # here simply a server that answers profiles
+    async with aiohttp.ClientSession() as session:
+        async with ProfileClient(
+            SECRET, server_url=f"{proxy_url}/v1/userprofile", session=session
+        ) as profiles:
+            assert (await profiles.get("user-00002")).user_id == "user-00002"
+        assert not session.closed
+    assert len(seen) == 1
+
+
+async def test_the_profile_clients_own_session_sends_the_user_agent() -> None:
+    agents: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        agents.append(request.headers.get("User-Agent", ""))
+        return web.json_response({"userData": {"user_id": "user-00003"}})
+
+    app = web.Application()
+    app.router.add_get("/v1/userprofile", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with ProfileClient(
+            SECRET, server_url=f"http://127.0.0.1:{port}/v1/userprofile"
+        ) as profiles:
+            await profiles.get("user-00003")
+    finally:
+        await runner.cleanup()
+    assert agents == [USER_AGENT]
+
+
+async def test_a_bad_or_closed_session_is_refused_before_anything_opens() -> None:
+    with pytest.raises(ConfigurationError, match=r"aiohttp\.ClientSession"):
+        AmplitudeClient(KEY, session="not a session")  # type: ignore[arg-type]
+    closed = aiohttp.ClientSession()
+    await closed.close()
+    with pytest.raises(ConfigurationError, match="closed"):
+        ProfileClient(SECRET, session=closed)
