@@ -13,7 +13,7 @@ from aiohttp import web
 import amplitude_async
 from amplitude_async import AmplitudeClient, ConfigurationError, Delivered, ProfileClient
 
-from .conftest import ScriptedServer, fast_config, op
+from .conftest import ScriptedServer, fast_config, local_app, op
 
 KEY = "session-api-key-0123456789"
 SECRET = "session-secret-key"
@@ -70,15 +70,8 @@ async def proxy() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with local_app(app) as url:
+        yield url, seen
 
 
 def unused_port() -> int:
@@ -128,18 +121,11 @@ async def test_the_profile_clients_own_session_sends_the_user_agent() -> None:
 
     app = web.Application()
     app.router.add_get("/v1/userprofile", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with ProfileClient(
-            SECRET, server_url=f"http://127.0.0.1:{port}/v1/userprofile"
-        ) as profiles:
-            await profiles.get("user-00003")
-    finally:
-        await runner.cleanup()
+    async with (
+        local_app(app) as url,
+        ProfileClient(SECRET, server_url=f"{url}/v1/userprofile") as profiles,
+    ):
+        await profiles.get("user-00003")
     assert agents == [USER_AGENT]
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from amplitude_async import AmplitudeClient, ProfileClient
 from amplitude_async._logfields import LOG_FIELDS
 
-from .conftest import Request, ScriptedServer, fast_config, op
+from .conftest import Request, ScriptedServer, fast_config, local_app, op
 from .test_client_pipeline import throttle_body
 
 KEY = "structured-log-api-key-0123"
@@ -112,21 +112,16 @@ async def test_profile_retry_records_carry_their_fields(
 
     app = web.Application()
     app.router.add_get("/v1/userprofile", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with ProfileClient(
+    async with (
+        local_app(app) as url,
+        ProfileClient(
             "structured-secret-key",
-            server_url=f"http://127.0.0.1:{port}/v1/userprofile",
+            server_url=f"{url}/v1/userprofile",
             retry_base=0.001,
             retry_cap=0.001,
-        ) as profiles:
-            await profiles.get("user-0001")
-    finally:
-        await runner.cleanup()
+        ) as profiles,
+    ):
+        await profiles.get("user-0001")
     retry = by_event(caplog)["profile.retry"]
     assert retry == retry | {"reason": "ServerError", "status": 503, "attempt": 1}
     assert isinstance(retry["delay"], float)

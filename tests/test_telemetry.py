@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from amplitude_async import AmplitudeClient, AuthenticationError, ConnectError, ProfileClient
 
-from .conftest import Request, ScriptedServer, fast_config, op
+from .conftest import Request, ScriptedServer, fast_config, local_app, op
 from .test_client_pipeline import throttle_body
 
 SECRET = "telemetry-secret-key-0123"
@@ -105,15 +105,8 @@ async def profile_server() -> AsyncIterator[tuple[str, list[int]]]:
 
     app = web.Application()
     app.router.add_get("/v1/userprofile", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/v1/userprofile", statuses
-    finally:
-        await runner.cleanup()
+    async with local_app(app) as url:
+        yield f"{url}/v1/userprofile", statuses
 
 
 async def test_profile_requests_are_counted_timed_and_traced(
