@@ -152,15 +152,18 @@ class Client:
             raise ConfigurationError(
                 f"start_timeout must be a positive number of seconds, got {start_timeout!r}"
             )
-        self._factory = functools.partial(
-            AmplitudeClient,
-            api_key,
-            server_zone=server_zone,
-            server_url=server_url,
-            config=config,
-            meter_provider=meter_provider,
-            tracer_provider=tracer_provider,
-        )
+        def factory() -> AmplitudeClient:
+            # A closure, not functools.partial: a partial's repr would show the key.
+            return AmplitudeClient(
+                api_key,
+                server_zone=server_zone,
+                server_url=server_url,
+                config=config,
+                meter_provider=meter_provider,
+                tracer_provider=tracer_provider,
+            )
+
+        self._factory = factory
         # Built now so that bad arguments raise in the caller's thread; opened on first use.
         self._unopened: AmplitudeClient | None = self._factory()
         self._config = self._unopened.config
