@@ -33,6 +33,7 @@ def test_identify_from_a_plain_thread_then_flush_and_close(
 ) -> None:
     amp = Client(KEY, server_url=amplitude_emulator.identify_url, config=CONFIG)
     assert repr(amp) == "sync.Client(state='not started')"  # no thread until first use
+    assert KEY not in repr(vars(amp))  # no attribute's repr shows the key
     futures = []
 
     def produce() -> None:
