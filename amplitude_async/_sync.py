@@ -152,6 +152,7 @@ class Client:
             raise ConfigurationError(
                 f"start_timeout must be a positive number of seconds, got {start_timeout!r}"
             )
+
         def factory() -> AmplitudeClient:
             # A closure, not functools.partial: a partial's repr would show the key.
             return AmplitudeClient(
