@@ -238,7 +238,7 @@ class AmplitudeClient:
         self._settled = asyncio.Event()
         cfg = self._config
         self._session = self._caller_session or new_session(
-            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout
+            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout, url=self._url
         )
         self._stop = asyncio.Event()
         started = asyncio.Event()

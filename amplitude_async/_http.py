@@ -8,12 +8,16 @@ key could be).
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from ._errors import ConfigurationError, ConnectError, RequestTimeout
 from ._version import __version__
@@ -47,22 +51,34 @@ class HttpResponse:
         return seconds if 0 <= seconds < 86_400 else None
 
 
-def new_session(*, max_connections: int, timeout: float) -> aiohttp.ClientSession:
-    """One pooled session; keep-alive connections are reused across requests.
+# The proxy each session made by new_session() sends through (None: direct).
+_proxies: weakref.WeakKeyDictionary[aiohttp.ClientSession, tuple[URL, aiohttp.BasicAuth | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
-    ``trust_env``: HTTP(S)_PROXY / NO_PROXY and .netrc apply, as in every aiohttp or
-    requests program; a service behind an egress proxy needs no code for it.
+
+def new_session(*, max_connections: int, timeout: float, url: str) -> aiohttp.ClientSession:
+    """One pooled session for ``url``'s server; keep-alive connections are reused.
+
+    It honours the proxy variables as ``trust_env`` would (HTTP_PROXY / HTTPS_PROXY /
+    NO_PROXY, proxy credentials from .netrc), looked up once, here: the clients talk to
+    one server. aiohttp's own ``trust_env=True`` looks them up again on every request in
+    two thread-pool hops, and also adds .netrc credentials for the server itself, which
+    would clash with the profile client's own Authorization header.
     """
     connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout),
         # Our bodies are bytes we encoded ourselves; skip aiohttp's charset guessing.
         auto_decompress=True,
         raise_for_status=False,
-        trust_env=True,
         headers={"User-Agent": USER_AGENT},
     )
+    # LookupError: no proxy named for this URL, or NO_PROXY exempts it: direct.
+    with contextlib.suppress(LookupError):
+        _proxies[session] = get_env_proxy_for_url(URL(url))
+    return session
 
 
 def caller_session(session: object) -> aiohttp.ClientSession | None:
@@ -96,6 +112,9 @@ async def send(
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        proxy = _proxies.get(session)
+        if proxy is not None:
+            extra["proxy"], extra["proxy_auth"] = proxy
         async with session.request(
             method,
             url,

@@ -384,7 +384,7 @@ class ProfileClient:
         if self._state == "closed":
             raise ClientClosed("ProfileClient was closed; create a new one")
         self._session = self._caller_session or new_session(
-            max_connections=self._max_connections, timeout=self._timeout
+            max_connections=self._max_connections, timeout=self._timeout, url=self._url
         )
         self._state = "open"
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -136,3 +137,52 @@ async def test_a_bad_or_closed_session_is_refused_before_anything_opens() -> Non
     await closed.close()
     with pytest.raises(ConfigurationError, match="closed"):
         ProfileClient(SECRET, session=closed)
+
+
+async def test_no_proxy_exempts_the_server(
+    proxy: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy_url, seen = proxy
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    monkeypatch.setenv("http_proxy", proxy_url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    agents: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        agents.append(request.headers.get("User-Agent", ""))
+        return web.json_response({"userData": {"user_id": "user-00004"}})
+
+    app = web.Application()
+    app.router.add_get("/v1/userprofile", handle)
+    async with (
+        local_app(app) as url,
+        ProfileClient(SECRET, server_url=f"{url}/v1/userprofile") as profiles,
+    ):
+        await profiles.get("user-00004")
+    assert agents == [USER_AGENT] and seen == []  # straight to the server
+
+
+async def test_netrc_credentials_for_the_server_do_not_clash_with_the_secret_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp's trust_env would add these as an Authorization header next to the
+    # profile client's own, and refuse the request (ValueError).
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password something\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    headers: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        headers.append(request.headers.get("Authorization", ""))
+        return web.json_response({"userData": {"user_id": "user-00005"}})
+
+    app = web.Application()
+    app.router.add_get("/v1/userprofile", handle)
+    async with (
+        local_app(app) as url,
+        ProfileClient(SECRET, server_url=f"{url}/v1/userprofile") as profiles,
+    ):
+        assert (await profiles.get("user-00005")).user_id == "user-00005"
+    assert headers == [f"Api-Key {SECRET}"]
