@@ -127,7 +127,7 @@ class AmplitudeClient:
     ``session``: an :class:`aiohttp.ClientSession` of the caller's to send through (its
     connector, proxy and TLS settings apply; ``request_timeout`` still bounds each
     request). The caller owns it: the client never closes it. Without one the client
-    makes its own, which honours proxy variables (``trust_env``) and sends
+    makes its own, which honours the proxy variables (as ``trust_env`` does) and sends
     ``User-Agent: amplitude-async/<version>``.
 
     ``meter_provider`` / ``tracer_provider``: where the OpenTelemetry metrics and spans go

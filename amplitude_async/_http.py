@@ -106,6 +106,10 @@ async def send(
 ) -> HttpResponse:
     """Send one request and read the whole answer, or raise a :class:`TransportError`."""
     host = urlsplit(url).netloc
+    if session.closed:
+        # A caller's session closed by its owner while a client still uses it: aiohttp
+        # would raise RuntimeError. Nothing was sent.
+        raise ConnectError(f"the HTTP session for {host} is closed", maybe_applied=False)
     try:
         # Passing timeout=None would switch the session's timeout off: only pass one
         # when the caller has its own.

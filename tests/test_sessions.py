@@ -186,3 +186,18 @@ async def test_netrc_credentials_for_the_server_do_not_clash_with_the_secret_key
     ):
         assert (await profiles.get("user-00005")).user_id == "user-00005"
     assert headers == [f"Api-Key {SECRET}"]
+
+
+async def test_a_callers_session_closed_while_in_use_fails_operations_not_the_client(
+    server: ScriptedServer,
+) -> None:
+    session = aiohttp.ClientSession()
+    config = fast_config(retry_deadline=0.2)
+    async with AmplitudeClient(KEY, server_url=server.url, config=config, session=session) as amp:
+        await session.close()  # the owner closed it too early
+        outcome = await (await amp.identify(op("user-00006", 1)))
+        assert outcome.reason.value == "retries_exhausted"  # type: ignore[union-attr]
+        assert "session" in outcome.message and "closed" in outcome.message  # type: ignore[union-attr]
+        # The client is still open and working; only what it could not send failed.
+        assert not amp.closed
+    assert server.requests == []
