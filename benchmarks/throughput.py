@@ -2,7 +2,8 @@
 
     python -m benchmarks.throughput                 # 200,000 ops over 20,000 users
     python -m benchmarks.throughput --ops 20000 --users 2000 --json out.json
-    python -m benchmarks.throughput --otel          # with a real OpenTelemetry SDK installed
+    python -m benchmarks.throughput --otel          # with the OpenTelemetry SDK's MeterProvider
+    python -m benchmarks.throughput --otel-traces   # ... and its TracerProvider too
 
 Prints operations delivered per second, identify() latency (p50 / p99 / p99.9 / max, in
 microseconds, measured around each ``await amp.identify(op)``; operations are built
@@ -10,8 +11,9 @@ before the clock starts), and peak RSS. The server (benchmarks/_sink.py) runs in
 process, pinned to the other CPU where the OS allows, and really parses every request.
 
 ``--otel`` (or ``AMPLITUDE_BENCH_OTEL=1``) installs the OpenTelemetry SDK's MeterProvider
-and TracerProvider globally (in-memory reader and exporter, so the cost measured is the
-SDK's recording, not an exporter's I/O): the client's instruments and spans are live.
+globally, ``--otel-traces`` (or ``AMPLITUDE_BENCH_OTEL=traces``) its TracerProvider as well
+(in-memory reader and exporter, so the cost measured is the SDK's recording, not an
+exporter's I/O): the client's instruments (and spans) are live.
 
 The workload is built before timing and then ``gc.freeze()``-d: a million pre-built
 objects that a real service would not hold would otherwise make every full garbage
@@ -100,7 +102,7 @@ async def run(
     }
 
 
-def install_otel() -> Any:
+def install_otel(*, traces: bool) -> Any:
     """The SDK's providers, set globally: the client uses them without being told.
     Returns the metric reader."""
     from opentelemetry import metrics, trace
@@ -112,6 +114,8 @@ def install_otel() -> Any:
 
     reader = InMemoryMetricReader()
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    if not traces:
+        return reader
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     trace.set_tracer_provider(tracer_provider)
@@ -144,14 +148,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--no-coalesce", action="store_true")
     parser.add_argument("--json", help="also write the result here")
+    otel_env = os.environ.get("AMPLITUDE_BENCH_OTEL", "")
     parser.add_argument(
         "--otel",
         action="store_true",
-        default=os.environ.get("AMPLITUDE_BENCH_OTEL", "") not in ("", "0"),
-        help="install a real OpenTelemetry MeterProvider and TracerProvider (needs opentelemetry-sdk)",
+        default=otel_env not in ("", "0"),
+        help="install the OpenTelemetry SDK's MeterProvider (needs opentelemetry-sdk)",
+    )
+    parser.add_argument(
+        "--otel-traces",
+        action="store_true",
+        default=otel_env == "traces",
+        help="with --otel: install the SDK's TracerProvider too",
     )
     args = parser.parse_args(argv)
-    reader = install_otel() if args.otel else None
+    args.otel = args.otel or args.otel_traces
+    reader = install_otel(traces=args.otel_traces) if args.otel else None
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     config = ClientConfig(coalesce=not args.no_coalesce, queue_max=max(100_000, args.ops))
@@ -163,11 +175,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["users"] = args.users
     result["coalesce"] = not args.no_coalesce
     result["otel"] = args.otel
+    result["otel_traces"] = args.otel_traces
     if reader is not None:
         result["otel_requests_recorded"] = recorded_requests(reader)
     lat = result["identify_us"]
     print(
-        f"{result['ops']:,} ops over {args.users:,} users{' (OpenTelemetry SDK on)' if args.otel else ''}: "
+        f"{result['ops']:,} ops over {args.users:,} users{' (OpenTelemetry SDK metrics on)' if args.otel else ''}{' + traces' if args.otel_traces else ''}: "
         f"{result['ops_per_second']:,} ops/s delivered "
         f"({result['seconds']} s, {result['requests']} requests, "
         f"{result['identifications_sent']:,} identifications)\n"
