@@ -45,7 +45,7 @@ if typing.TYPE_CHECKING:
     from ._profile_models import Propensity, Recommendation, UserProfile
     from ._stats import ClientStats
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "APIStatusError",

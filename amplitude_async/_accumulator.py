@@ -27,6 +27,7 @@ import msgspec
 
 from ._coalesce import MERGE_BYTES_MAX, Group, coalesce, single
 from ._encode import BatchEncoder
+from ._logfields import fields
 from ._outcome import FailureReason, Receipt
 
 __all__ = ["Accumulator", "Batch", "Lane", "Refused"]
@@ -368,7 +369,11 @@ class Accumulator:
         try:
             return coalesce(receipts, max_bytes=self._merge_max)
         except Exception:  # a merge bug must not lose operations: send them unmerged
-            logger.exception("coalescing failed; sending %d operation(s) unmerged", len(receipts))
+            logger.exception(
+                "coalescing failed; sending %d operation(s) unmerged",
+                len(receipts),
+                extra=fields("identify.coalesce_failed", count=len(receipts)),
+            )
             return [single(r) for r in receipts]
 
     def settle(

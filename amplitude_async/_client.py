@@ -24,7 +24,7 @@ import warnings
 from collections import Counter, deque
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -46,8 +46,9 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._http import new_session, send
+from ._http import caller_session, new_session, send
 from ._identify import Identify
+from ._logfields import fields
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._rules import id_problem
@@ -55,7 +56,12 @@ from ._scrub import Scrubber
 from ._size_floor import oversize_problem
 from ._spool import write_spool
 from ._stats import ClientStats, Counters
+from ._telemetry import Telemetry
 from ._uncancellable import wait_out
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["AmplitudeClient"]
 
@@ -120,6 +126,16 @@ class AmplitudeClient:
     >>> async with AmplitudeClient(api_key) as amp:
     ...     receipt = await amp.identify(Identify(user_id="user-1").set("plan", "pro"))
     ...     outcome = await receipt          # Delivered(...) or Failed(reason=...)
+
+    ``session``: an :class:`aiohttp.ClientSession` of the caller's to send through (its
+    connector, proxy and TLS settings apply; ``request_timeout`` still bounds each
+    request). The caller owns it: the client never closes it. Without one the client
+    makes its own, which honours the proxy variables (as ``trust_env`` does) and sends
+    ``User-Agent: amplitude-async/<version>``.
+
+    ``meter_provider`` / ``tracer_provider``: where the OpenTelemetry metrics and spans go
+    (default: the global providers; nothing at all without opentelemetry-api). See
+    docs/observability.md.
     """
 
     def __init__(
@@ -130,6 +146,9 @@ class AmplitudeClient:
         server_url: str | None = None,
         config: ClientConfig | None = None,
         clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigurationError("api_key must be a non-empty string")
@@ -197,10 +216,20 @@ class AmplitudeClient:
         self._orphaned = False
         self._warned_closed_loop = False
         self._failure: BaseException | None = None
+        # The caller's session is used as it is and never closed here; the client's own
+        # is made on open and closed on close.
+        self._caller_session = caller_session(session)
         self._session: aiohttp.ClientSession | None = None
+        # The caller's session has the caller's timeout: give each request ours.
+        self._request_timeout = None if session is None else cfg.request_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._on_outcome = cfg.on_outcome
+        # Metrics and spans (docs/observability.md): per request and in bulk, never per
+        # operation; a no-op without opentelemetry-api.
+        self._telemetry = Telemetry.create(
+            "identify", url, meter_provider=meter_provider, tracer_provider=tracer_provider
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -214,7 +243,9 @@ class AmplitudeClient:
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         cfg = self._config
-        self._session = new_session(max_connections=cfg.max_in_flight, timeout=cfg.request_timeout)
+        self._session = self._caller_session or new_session(
+            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout, url=self._url
+        )
         self._stop = asyncio.Event()
         started = asyncio.Event()
         self._host_task = self._loop.create_task(
@@ -227,14 +258,15 @@ class AmplitudeClient:
             self._host_task.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait({self._host_task})
-                await self._session.close()
+                await self._close_session()
             self._state = _State.CLOSED
             raise
         if self._failure is not None:  # failed before it started: never opened
-            await self._session.close()
+            await self._close_session()
             self._state = _State.CLOSED
             raise ClientStateError("the client could not start") from self._failure
         self._state = _State.OPEN
+        self._telemetry.watch(lambda: self._unresolved, lambda: self._acc.throttled_identities)
         return self
 
     async def _run_host(self, started: asyncio.Event) -> None:
@@ -264,6 +296,7 @@ class AmplitudeClient:
                 "the client's background task failed; nothing more will be sent and "
                 "aclose() will fail what is queued",
                 exc_info=exc,
+                extra=fields("identify.task_failed"),
             )
             if self._state is _State.OPEN:
                 self._state = _State.FAILED
@@ -431,14 +464,23 @@ class AmplitudeClient:
                         len(undelivered),
                         path,
                         exc,
+                        extra=fields(
+                            "identify.spool_failed", count=len(undelivered), reason="shutdown"
+                        ),
                     )
-            if self._session is not None:
-                await self._session.close()
+            await self._close_session()
             self._finish_close(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
 
+    async def _close_session(self) -> None:
+        """Close the session if it is the client's own; a caller's stays open."""
+        if self._session is not None and self._session is not self._caller_session:
+            await self._session.close()
+
     def _finish_close(self, undelivered: list[Identify], *, spooled: bool = True) -> None:
         self._state = _State.CLOSED
+        self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
+        self._telemetry.unwatch()
         self._release_flush_waiters(force=True)
         if undelivered:
             path = self._config.spool_path
@@ -447,6 +489,7 @@ class AmplitudeClient:
                 "closed with %d operation(s) undelivered (reason shutdown)%s",
                 len(undelivered),
                 where,
+                extra=fields("identify.undelivered", count=len(undelivered), reason="shutdown"),
             )
             if self._config.on_undelivered is not None:
                 self._config.on_undelivered(undelivered)
@@ -604,6 +647,7 @@ class AmplitudeClient:
                     "intake full (queue_max=%d): %d operation(s) dropped so far (reason dropped)",
                     self._config.queue_max,
                     dropped,
+                    extra=fields("identify.dropped", count=dropped, reason="dropped"),
                 )
             op._freeze()
             receipt = Receipt(op, self._gen)
@@ -740,7 +784,10 @@ class AmplitudeClient:
             try:
                 callback(receipt.op, outcome)
             except Exception:  # a user callback's bug must not lose other outcomes
-                logger.exception("on_outcome callback raised; the outcome stands")
+                logger.exception(
+                    "on_outcome callback raised; the outcome stands",
+                    extra=fields("identify.callback_failed", count=1),
+                )
 
     def _settle_generation(self, gen: int, count: int) -> None:
         """``count`` operations of a flushed generation have their outcome; once the
@@ -848,6 +895,9 @@ class AmplitudeClient:
                 now = clock.now()
             if self._settled is not None:
                 self._settled.set()
+            # Outcomes resolved outside a request since the last turn (refusals, drops,
+            # auth): one bulk update of the operations counter.
+            self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
             self._sleep_until = acc.next_deadline() if self._in_flight < cfg.max_in_flight else None
             await clock.wait(wake, self._sleep_until)
             wake.clear()
@@ -868,6 +918,8 @@ class AmplitudeClient:
             back = [r for g in batch.groups for r in g.receipts if r.outcome is None]
             if back:
                 self._counters.retried += len(back)
+            # This request's outcomes, in one bulk update of the operations counter.
+            self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
             self._acc.settle(batch, back, self._clock.now(), attempt.not_before)
             self._in_flight -= 1
             self._poke()
@@ -896,14 +948,17 @@ class AmplitudeClient:
         counters.identifications += len(groups)
         assert self._session is not None
         try:
-            response = await send(
-                self._session,
-                "POST",
-                self._url,
-                data=body,
-                headers={"Content-Type": self._encoder.content_type},
-                scrub=self._scrub,
-            )
+            with self._telemetry.request(len(groups)) as request:
+                response = await send(
+                    self._session,
+                    "POST",
+                    self._url,
+                    data=body,
+                    headers={"Content-Type": self._encoder.content_type},
+                    timeout=self._request_timeout,
+                    scrub=self._scrub,
+                )
+                request.status = response.status
             verdict = classify(response, self._scrub)
         except TransportError as exc:
             verdict = classify_transport_error(exc, self._scrub)
@@ -932,6 +987,7 @@ class AmplitudeClient:
                     "reason auth and sending nothing more",
                     self._host,
                     verdict.status,
+                    extra=fields("identify.auth_refused", reason="auth", status=verdict.status),
                 )
             self._auth_failed = True
             for group in groups:
@@ -996,6 +1052,7 @@ class AmplitudeClient:
             f"their operations failed with reason quota"
             if quota_users or quota_devices
             else "",
+            extra=fields("identify.throttled", count=held_ops, status=429, delay=hold),
         )
 
     async def _on_too_large(
@@ -1004,7 +1061,9 @@ class AmplitudeClient:
         if len(groups) == 1 and len(groups[0].receipts) == 1:
             message = f"the server refused the identification as too large ({verdict.message})"
             self._fail_group(groups[0], FailureReason.TOO_LARGE, message, verdict.status)
-            _log_failed(1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}")
+            _log_failed(
+                1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}", verdict.status
+            )
             return
         self._counters.splits += 1
         self._acc.shrink(size, len(groups))
@@ -1028,6 +1087,7 @@ class AmplitudeClient:
             len(groups),
             self._acc.size_limit,
             self._acc.item_limit,
+            extra=fields("identify.split", count=len(groups), status=verdict.status),
         )
 
     async def _on_invalid(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
@@ -1074,6 +1134,7 @@ class AmplitudeClient:
             self._host,
             count,
             verdict.message,
+            extra=fields("identify.invalid", count=count, reason="invalid", status=verdict.status),
         )
 
     def _on_retry(
@@ -1113,7 +1174,7 @@ class AmplitudeClient:
             attempts = max(attempts, first.attempts)
             attempt.blocked.add(group.key)
         if gave_up:
-            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message)
+            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message, verdict.status)
         if not kept:
             return
         delay = backoff_delay(
@@ -1130,6 +1191,13 @@ class AmplitudeClient:
             delay,
             attempts + 1,
             f": {verdict.message}" if verdict.status is None else "",
+            extra=fields(
+                "identify.retry",
+                count=kept,
+                status=verdict.status,
+                attempt=attempts + 1,
+                delay=delay,
+            ),
         )
 
     # -- introspection for tests and tools ---------------------------------------------------
@@ -1153,8 +1221,14 @@ def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
     return outcome
 
 
-def _log_failed(count: int, reason: FailureReason, message: str) -> None:
-    logger.warning("%d operation(s) failed with reason %s: %s", count, reason.value, message)
+def _log_failed(count: int, reason: FailureReason, message: str, status: int | None = None) -> None:
+    logger.warning(
+        "%d operation(s) failed with reason %s: %s",
+        count,
+        reason.value,
+        message,
+        extra=fields("identify.failed", count=count, reason=reason.value, status=status),
+    )
 
 
 def _utf8_encodable(text: str) -> bool:

@@ -165,3 +165,18 @@ def test_verbose_shows_retries_and_leaves_logging_as_it_was() -> None:
     assert "WARNING amplitude_async: no answer from 127.0.0.1:9" in result.stderr
     # The command ran inside this process: its log setup must not outlive it.
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_debug_verbosity_shows_the_structured_fields() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "-vvv", "identify", "--user-id", "user-000007", "--set", "a=1", "--timeout", "0.3",
+            "--api-key", KEY, "--server-url", "http://127.0.0.1:9/identify",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    retry = next(line for line in result.stderr.splitlines() if "retrying" in line)
+    assert retry.startswith("WARNING amplitude_async: no answer from 127.0.0.1:9")
+    assert "[event=identify.retry count=1 attempt=2 delay=" in retry
+    assert KEY not in result.stderr
