@@ -27,7 +27,6 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import peers
+from ._common import child_result
 from .suite import machine_info, sink_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,27 +88,13 @@ def isolated_benchmarks() -> Iterator[str]:
 def run_child(
     python: str, spec: dict[str, Any], where: str, timeout: float = 600.0
 ) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=where)
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [python, "-P", "-m", "benchmarks.workloads", json.dumps(spec)],
-            cwd=where,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            result["wall_seconds"] = round(time.perf_counter() - started, 2)
-            return result
-    tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-6:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    """One workload in a fresh ``python -P`` started in ``where`` (see the module doc)."""
+    return child_result(
+        [python, "-P", "-m", "benchmarks.workloads", json.dumps(spec)],
+        cwd=where,
+        env=dict(os.environ, PYTHONPATH=where),
+        timeout=timeout,
+    )
 
 
 def _get(run: dict[str, Any], path: str) -> float | None:
@@ -219,6 +205,12 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_fmt(cell['median'], figure)} "
                 f"({_fmt(cell['min'], figure)}-{_fmt(cell['max'], figure)})"
             )
+            if "us_per_op_cpu" in cell:
+                cpu = cell["us_per_op_cpu"]
+                text += f"<br>CPU {cpu['median']:.1f} us/op ({cpu['min']:.1f}-{cpu['max']:.1f})"
+            if "max_busy_ms" in cell:
+                busy = cell["max_busy_ms"]
+                text += f"<br>CPU-time stall {busy['median']:.1f} ms ({busy['min']:.1f}-{busy['max']:.1f})"
             for label, ratio in cell.get("ratios", {}).items():
                 text += (
                     f"<br>{ratio['of_medians']:.2f}x {label[3:]} "
@@ -229,9 +221,17 @@ def markdown(result: dict[str, Any]) -> str:
     for name in PEERS:
         if name in result["summary"]:
             cell = result["summary"][name]["peer"]
+            cpu = [r["us_per_op_cpu"] for r in result["runs"][name]["peer"] if "us_per_op_cpu" in r]
             lines.append(
-                f"\npeer {name}: {cell['median']:,.0f} ops/s ({cell['min']:,.0f}-{cell['max']:,.0f})"
+                f"\npeer {name}: {cell['median']:,.0f} ops/s ({cell['min']:,.0f}-{cell['max']:,.0f}); "
+                f"CPU {min(cpu):.1f}-{max(cpu):.1f} us/op"
+                if cpu
+                else f"\npeer {name}: {cell['median']:,.0f} ops/s ({cell['min']:,.0f}-{cell['max']:,.0f})"
             )
+    lines.append(
+        f"\nload average {result['machine'].get('load_average_start')} at the start, "
+        f"{result.get('load_average_end')} at the end; {result['elapsed_seconds']} s"
+    )
     for venv, info in result["venvs"].items():
         build = info.get("build") or {}
         compiled = ", ".join(build.get("compiled", [])) or "none"
@@ -260,6 +260,7 @@ def run(
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     builds: dict[str, Any] = {}
     order = list(venvs)
+    machine = machine_info()
     started = time.perf_counter()
     with isolated_benchmarks() as where, sink_process() as (url, _sink):
         for repeat in range(repeats):
@@ -287,7 +288,7 @@ def run(
         "command": "python -m benchmarks.compare " + " ".join(sys.argv[1:]),
         "repeats": repeats,
         "elapsed_seconds": round(time.perf_counter() - started, 1),
-        "machine": machine_info(),
+        "machine": machine,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "venvs": {name: {"python": venvs[name], "build": builds.get(name)} for name in order},
         "base": base,

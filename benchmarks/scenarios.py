@@ -397,10 +397,10 @@ RUNNERS: dict[tuple[str, str], Runner] = {
         url, p["ops"], p["ops"] // 5
     ),
     ("stall", "users_20k"): lambda url, p: workloads.throughput(
-        url, p["ops"], p["users_many"], ticker=True
+        url, p["ops"], p["users_many"], ticker=True, yield_every=100
     ),
     ("stall", "users_2k"): lambda url, p: workloads.throughput(
-        url, p["ops"], p["users_few"], ticker=True
+        url, p["ops"], p["users_few"], ticker=True, yield_every=100
     ),
     ("throughput", "raw_loop"): lambda url, p: peers.raw_loop(
         url, p["ops"], p["users"], rounds=p["rounds"]

@@ -33,7 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from . import peers
-from ._common import CLIENT_CPU, SERVER_CPU, affinity, calibrate, can_pin, control, pin, summary
+from ._common import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    affinity,
+    calibrate,
+    can_pin,
+    child_result,
+    control,
+    pin,
+    summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -173,25 +183,9 @@ def sink_process(cpu: int | None = SERVER_CPU) -> Iterator[tuple[str, dict[str, 
 
 def run_child(spec: dict[str, Any], timeout: float = 900.0) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; its result, or ``{"error": ...}``."""
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.scenarios", json.dumps(spec)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            result["wall_seconds"] = round(time.perf_counter() - started, 2)
-            return result
-    tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-8:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    return child_result(
+        [sys.executable, "-m", "benchmarks.scenarios", json.dumps(spec)], cwd=ROOT, timeout=timeout
+    )
 
 
 # -- the machine -------------------------------------------------------------------------------

@@ -16,12 +16,18 @@ Every workload builds each Identify inside the timed loop, as a user's code does
     await amp.identify(op)
 
 - ``new_users``: every operation a new user (``users == ops``);
-- ``per_user_5``: 5 operations per user, all queued at once (``users == ops / 5``,
-  round-robin), with ``coalesce`` on or off;
+- ``per_user_5``: 5 operations per user (``users == ops / 5``, round-robin), with
+  ``coalesce`` on or off;
 - ``service``: one operation per loop turn (``await asyncio.sleep(0)`` after each), as a
-  web service produces them;
-- ``stall``: a burst with the producer yielding every ``yield_every`` operations and a
-  1 ms ticker on the loop; its worst lateness is the worst loop stall;
+  web service produces them (``users == ops / 5``);
+- ``stall``: a burst with the producer yielding every ``yield_every`` (100) operations
+  and a 1 ms ticker on the loop; its worst lateness is the worst loop stall;
+
+In ``new_users`` and ``per_user_5`` the producer is the loop above and nothing else: it
+never yields on its own, so the operations are queued at once (the default
+``queue_max`` of 100,000 holds all 50,000) unless the client itself hands the loop a
+turn; that is what makes ``per_user_5`` coalescing-heavy (``identifications_per_op``
+says how much was merged).
 - ``memory``: operations queued while the server never answers; resident-set growth per
   queued operation (the Identify included).
 """
@@ -109,10 +115,20 @@ async def _produce(
     identify = amp.identify
     started = time.perf_counter()
     cpu_started = time.process_time()
-    for i in range(ops):
-        await identify(Identify(user_id=f"user-{i % users}").set("plan", "pro").add("logins", 1))
-        if i % yield_every == 0:
-            await asyncio.sleep(0)
+    if yield_every:
+        for i in range(ops):
+            await identify(
+                Identify(user_id=f"user-{i % users}").set("plan", "pro").add("logins", 1)
+            )
+            if i % yield_every == 0:
+                await asyncio.sleep(0)
+    else:
+        # The user's loop as written: the producer never yields on its own, so it runs
+        # until identify() waits (a full queue, or a client that hands the loop a turn).
+        for i in range(ops):
+            await identify(
+                Identify(user_id=f"user-{i % users}").set("plan", "pro").add("logins", 1)
+            )
     enqueued = time.perf_counter()
     await amp.flush()
     elapsed = time.perf_counter() - started
@@ -144,7 +160,7 @@ def throughput(
     users: int,
     *,
     coalesce: bool = True,
-    yield_every: int = 100,
+    yield_every: int = 0,
     ticker: bool = False,
     config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -232,6 +248,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         result = throughput(url, ops, max(1, ops // 5), yield_every=1, **params)
     elif name == "stall":
         users = int(params.pop("users"))
+        params.setdefault("yield_every", 100)
         result = throughput(url, ops, users, ticker=True, **params)
     elif name == "memory":
         result = memory(url, ops, int(params.pop("users")))
