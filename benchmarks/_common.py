@@ -10,8 +10,11 @@ import os
 import resource
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 #: The client (and every contender) runs here; the server gets the other CPU.
@@ -196,3 +199,17 @@ def child_result(
             return result
     tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-8:]
     return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+
+
+@contextlib.contextmanager
+def isolated_benchmarks() -> Iterator[str]:
+    """A directory holding only a link to benchmarks/. A child started there with
+    ``python -P`` and ``PYTHONPATH`` set to it imports benchmarks from this tree but
+    amplitude_async from the interpreter's own install, never from the source tree."""
+    with tempfile.TemporaryDirectory(prefix="amp-bench-") as tmp:
+        os.symlink(Path(__file__).resolve().parent, Path(tmp) / "benchmarks")
+        yield tmp
+
+
+def isolated_env(where: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=where)

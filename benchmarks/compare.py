@@ -22,20 +22,17 @@ ratios are of medians, with the range of the per-repeat ratios.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from . import peers
-from ._common import child_result
+from ._common import child_result, isolated_benchmarks, isolated_env
 from .suite import machine_info, sink_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,14 +74,6 @@ def python_of(path: str) -> str:
     return os.path.abspath(candidate)
 
 
-@contextlib.contextmanager
-def isolated_benchmarks() -> Iterator[str]:
-    """A directory holding only a link to benchmarks/: the child's cwd and PYTHONPATH."""
-    with tempfile.TemporaryDirectory(prefix="amp-bench-") as tmp:
-        os.symlink(ROOT / "benchmarks", Path(tmp) / "benchmarks")
-        yield tmp
-
-
 def run_child(
     python: str, spec: dict[str, Any], where: str, timeout: float = 600.0
 ) -> dict[str, Any]:
@@ -92,7 +81,7 @@ def run_child(
     return child_result(
         [python, "-P", "-m", "benchmarks.workloads", json.dumps(spec)],
         cwd=where,
-        env=dict(os.environ, PYTHONPATH=where),
+        env=isolated_env(where),
         timeout=timeout,
     )
 

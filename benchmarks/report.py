@@ -144,7 +144,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"amplitude-async {m['packages'].get('amplitude-async')} "
         f"(git {m['git'].get('commit')}{', dirty' if m['git'].get('dirty') else ''}), "
         f"aiohttp {m['packages'].get('aiohttp')}, msgspec {m['packages'].get('msgspec')}, "
-        f"official SDK amplitude-analytics {official_version}.",
+        f"official SDK amplitude-analytics {official_version}. Build: "
+        + (
+            "compiled (" + ", ".join(result["build"]["compiled"]) + ")"
+            if result.get("build", {}).get("compiled")
+            else "pure Python"
+        )
+        + ".",
         "",
         f"Server: one lean parsing sink in its own process"
         f"{' pinned to CPU ' + str(pin.get('server_cpu')) if pin.get('server_pinned') else ' (not pinned)'}; "

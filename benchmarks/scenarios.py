@@ -435,6 +435,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     result = runner(spec["base_url"], spec["params"])
     result["client_pinned"] = pinned
     result["client_cpus"] = affinity()
+    result["build"] = workloads.build_info()
     return result
 
 

@@ -41,6 +41,8 @@ from ._common import (
     can_pin,
     child_result,
     control,
+    isolated_benchmarks,
+    isolated_env,
     pin,
     summary,
 )
@@ -181,10 +183,17 @@ def sink_process(cpu: int | None = SERVER_CPU) -> Iterator[tuple[str, dict[str, 
             proc.wait(5)
 
 
-def run_child(spec: dict[str, Any], timeout: float = 900.0) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter; its result, or ``{"error": ...}``."""
+def run_child(spec: dict[str, Any], where: str, timeout: float = 900.0) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; its result, or ``{"error": ...}``.
+
+    ``where`` is an :func:`isolated_benchmarks` directory: the child imports the
+    amplitude_async installed in this interpreter (compiled or pure), not the source tree.
+    """
     return child_result(
-        [sys.executable, "-m", "benchmarks.scenarios", json.dumps(spec)], cwd=ROOT, timeout=timeout
+        [sys.executable, "-P", "-m", "benchmarks.scenarios", json.dumps(spec)],
+        cwd=where,
+        env=isolated_env(where),
+        timeout=timeout,
     )
 
 
@@ -548,7 +557,7 @@ def run_suite(
     total = len(plan) * sizes["repeats"]
     done = 0
     started = time.perf_counter()
-    with sink_process() as (url, sink):
+    with isolated_benchmarks() as where, sink_process() as (url, sink):
         result["pinning"] = {
             "possible": can_pin(),
             "client_cpu": CLIENT_CPU if can_pin() else None,
@@ -566,7 +575,11 @@ def run_suite(
                     "base_url": url,
                     "params": params_for(scenario, contender, sizes),
                 }
-                run = run_child(spec)
+                run = run_child(spec, where)
+                # Which amplitude_async the children imported, and what of it is compiled.
+                build = run.pop("build", None)
+                if build is not None:
+                    result.setdefault("build", build)
                 run["repeat"] = repeat + 1
                 runs[(scenario, contender)].append(run)
                 done += 1

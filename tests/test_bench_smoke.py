@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+import amplitude_async
+
 ROOT = Path(__file__).resolve().parent.parent
 try:
     importlib.metadata.version("amplitude-analytics")
@@ -118,10 +120,15 @@ def test_figures_are_sane(smoke: tuple[dict[str, Any], Path]) -> None:
 def test_result_records_machine_pinning_calibration_and_targets(
     smoke: tuple[dict[str, Any], Path],
 ) -> None:
-    result, _ = smoke
+    result, out = smoke
     machine = result["machine"]
     assert machine["cpu_model"] and machine["cpus"] >= 1 and machine["python"]
     assert machine["packages"]["amplitude-async"]
+    # The children imported the package this interpreter has installed (the source tree
+    # for an editable install, the venv's copy for the compiled build), and say so.
+    build = result["build"]
+    assert Path(build["package_file"]).resolve() == Path(amplitude_async.__file__).resolve()
+    assert ("compiled (" in (out / "latest.md").read_text()) == bool(build["compiled"])
     assert set(result["pinning"]) >= {"possible", "server_pinned", "client_pinned"}
     assert result["calibration"]["start"]["best_ms"] > 0
     assert result["calibration"]["end"]["best_ms"] > 0
