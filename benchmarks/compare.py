@@ -33,7 +33,7 @@ from typing import Any
 
 from . import peers
 from ._common import child_result, isolated_benchmarks, isolated_env
-from .suite import machine_info, sink_process
+from .suite import _get, machine_info, sink_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,15 +84,6 @@ def run_child(
         env=isolated_env(where),
         timeout=timeout,
     )
-
-
-def _get(run: dict[str, Any], path: str) -> float | None:
-    value: Any = run
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _range(values: list[float]) -> dict[str, float]:
