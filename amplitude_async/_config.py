@@ -97,6 +97,8 @@ class ClientConfig:
             raise ConfigurationError(
                 f"retry_cap ({self.retry_cap}) must be at least retry_base ({self.retry_base})"
             )
+        if not isinstance(self.coalesce, bool):
+            raise ConfigurationError(f"coalesce must be True or False, got {self.coalesce!r}")
         if self.on_full not in ("wait", "drop", "raise"):
             raise ConfigurationError(
                 f"on_full must be 'wait', 'drop' or 'raise', got {self.on_full!r}"

@@ -289,12 +289,22 @@ async def test_a_failed_background_task_refuses_intake_and_aclose_fails_the_rest
     is queued with reason shutdown, then raises the bug."""
     async with Emulator(api_keys=[KEY], secret_key=SECRET, eps_threshold=None) as emu:
         amp = AmplitudeClient(KEY, server_url=emu.identify_url, config=fast_config())
+
+        class BrokenAccumulator:
+            # A stand-in, not a patched method: a compiled (mypyc) class's methods cannot
+            # be replaced on an instance, and this test runs against both builds.
+            def __init__(self, real: Any) -> None:
+                self._real = real
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._real, name)
+
+            def take(self, now: float) -> Any:
+                raise RuntimeError("a bug in batch assembly")
+
+        # Before the sender starts: it keeps its own reference to the accumulator.
+        amp._acc = BrokenAccumulator(amp._acc)  # type: ignore[assignment]
         await amp.__aenter__()
-
-        def broken_take(now: float) -> Any:
-            raise RuntimeError("a bug in batch assembly")
-
-        amp._acc.take = broken_take  # type: ignore[method-assign]
         receipt = await amp.identify(Identify(user_id="user-00001").set("a", 1))
         with caplog.at_level(logging.ERROR, logger="amplitude_async"):
             with pytest.raises(aa.ClientClosed, match="background task failed") as refused:
