@@ -66,6 +66,11 @@ SERVER_URLS: Final = {
 }
 # How many identities a log line names before it says "and N more".
 _LOG_NAMES: Final = 5
+# Seconds per operation left at shutdown: to fail it, and to append it to the spool
+# (measured on the 2-core CI machine, with room to spare). The drain stops this much
+# before shutdown_timeout, so that aclose() itself ends within it.
+_CLOSE_COST: Final = 1.5e-6
+_SPOOL_COST: Final = 2.5e-6
 
 
 class _State(enum.Enum):
@@ -380,9 +385,15 @@ class AmplitudeClient:
         """Deliver what can be delivered within ``shutdown_timeout``."""
         self._draining = True
         self._poke()
-        give_up_at = self._clock.now() + self._config.shutdown_timeout
-        with anyio.move_on_after(self._config.shutdown_timeout):
+        timeout = self._config.shutdown_timeout
+        give_up_at = self._clock.now() + timeout
+        per_op = _CLOSE_COST + (_SPOOL_COST if self._config.spool_path else 0.0)
+        with anyio.move_on_after(timeout) as scope:
+            end = scope.deadline
             while self._unresolved and not self._drain_stalled(give_up_at):
+                # Stop early enough to fail and spool what is left within the deadline
+                # (a hundred thousand leftovers take a few tenths of a second).
+                scope.deadline = end - min(timeout / 2, self._unresolved * per_op)
                 assert self._settled is not None
                 self._settled.clear()
                 await self._clock.wait(self._settled, self._acc.next_deadline())
@@ -461,11 +472,36 @@ class AmplitudeClient:
     def _fail_leftovers(self) -> list[Identify]:
         leftovers = self._acc.drain_all()
         message = "the client closed before the operation was delivered"
+        if self._on_outcome is not None:
+            # A user callback may read stats() as it goes: one at a time.
+            for receipt in leftovers:
+                self._resolve(
+                    receipt,
+                    Failed(
+                        FailureReason.SHUTDOWN, message, None, receipt.attempts, receipt._ambiguous
+                    ),
+                )
+            return [receipt.op for receipt in leftovers]
+        # In bulk, as _deliver_all does: a hundred thousand leftovers must fit in the
+        # shutdown deadline. One outcome per (attempts, maybe_applied), shared.
+        shared: dict[tuple[int, bool], Failed] = {}
+        current_gen = self._gen
+        in_current = 0
+        older: Counter[int] | None = None
         for receipt in leftovers:
-            self._resolve(
-                receipt,
-                Failed(FailureReason.SHUTDOWN, message, None, receipt.attempts, receipt._ambiguous),
-            )
+            key = (receipt.attempts, receipt._ambiguous)
+            outcome = shared.get(key)
+            if outcome is None:
+                outcome = shared[key] = Failed(FailureReason.SHUTDOWN, message, None, *key)
+            receipt._resolve(outcome)
+            if receipt.gen == current_gen:
+                in_current += 1
+            else:
+                if older is None:
+                    older = Counter()
+                older[receipt.gen] += 1
+        self._counters.failed[FailureReason.SHUTDOWN.value] += len(leftovers)
+        self._account_bulk(len(leftovers), in_current, older)
         return [receipt.op for receipt in leftovers]
 
     def __del__(self) -> None:
@@ -799,6 +835,11 @@ class AmplitudeClient:
                         older = Counter()
                     older[receipt.gen] += 1
         counters.delivered += resolved
+        self._account_bulk(resolved, in_current, older)
+
+    def _account_bulk(self, resolved: int, in_current: int, older: Counter[int] | None) -> None:
+        """The bookkeeping of ``resolved`` outcomes set in bulk (``in_current`` of them in
+        the current flush generation, the rest counted per older generation)."""
         self._unresolved -= resolved
         self._open_now -= in_current
         if older is not None:
@@ -1080,9 +1121,10 @@ class AmplitudeClient:
         cfg = self._config
         now = self._clock.now()
         retry_after = verdict.retry_after
-        kept = gave_up = 0
+        gave_up = 0
         last_message = ""
         attempts = 1
+        kept: list[tuple[Group, float]] = []
         for group in groups:
             first = group.receipts[0]
             if verdict.ambiguous:
@@ -1107,16 +1149,31 @@ class AmplitudeClient:
                 gave_up += len(group.receipts)
                 last_message = message
                 continue
-            kept += len(group.receipts)
             attempts = max(attempts, first.attempts)
-            attempt.blocked.add(group.key)
-        if gave_up:
-            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message)
-        if not kept:
-            return
+            kept.append((group, started))
         delay = backoff_delay(
             attempts, base=cfg.retry_base, cap=cfg.retry_cap, retry_after=verdict.retry_after
         )
+        retried = 0
+        for group, started in kept:
+            if now + delay - started >= cfg.retry_deadline:
+                # The next try would start past the deadline: give up now, not after it.
+                first = group.receipts[0]
+                message = (
+                    f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s: "
+                    f"the next retry (in {delay:.2f} s) would start past retry_deadline "
+                    f"({cfg.retry_deadline:g} s); last error: {verdict.message}"
+                )
+                self._fail_group(group, FailureReason.RETRIES_EXHAUSTED, message, verdict.status)
+                gave_up += len(group.receipts)
+                last_message = message
+                continue
+            retried += len(group.receipts)
+            attempt.blocked.add(group.key)
+        if gave_up:
+            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message)
+        if not retried:
+            return
         not_before = now + delay
         if attempt.not_before is None or not_before > attempt.not_before:
             attempt.not_before = not_before
@@ -1124,7 +1181,7 @@ class AmplitudeClient:
             "%s from %s: retrying %d operation(s) in %.2f s (attempt %d)%s",
             f"HTTP {verdict.status}" if verdict.status else "no answer",
             self._host,
-            kept,
+            retried,
             delay,
             attempts + 1,
             f": {verdict.message}" if verdict.status is None else "",
