@@ -7,6 +7,7 @@ emulator's cannot drift apart.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Hashable
 from typing import Any, Final
 
@@ -67,6 +68,9 @@ PLACEHOLDER_IDS: Final = frozenset(
 DEFAULT_MIN_ID_LENGTH: Final = 5
 #: user_properties may nest at most this deep.
 MAX_DEPTH: Final = 40
+#: JSON numbers are doubles at Amplitude: an integer past this has no value there (and
+#: $add-ing it to a float raises OverflowError).
+MAX_JSON_INT: Final = int(sys.float_info.max)
 #: Safe caps for one request (HTTP V2's documented limits).
 MAX_ITEMS_PER_REQUEST: Final = 2000
 MAX_BODY_BYTES: Final = 1_000_000
@@ -110,8 +114,10 @@ def value_problem(value: Any, depth: int = 1, *, in_list: bool = False) -> str |
     """
     if isinstance(value, str):
         return text_problem(value)
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return None if -MAX_JSON_INT <= value <= MAX_JSON_INT else int_problem()
     if isinstance(value, float):
         if math.isfinite(value):
             return None
@@ -137,6 +143,10 @@ def value_problem(value: Any, depth: int = 1, *, in_list: bool = False) -> str |
                 return problem
         return None
     return f"{type(value).__name__} is not a JSON value"
+
+
+def int_problem() -> str:
+    return "an integer too large for a JSON number (Amplitude's numbers are doubles)"
 
 
 def is_number(value: object) -> bool:

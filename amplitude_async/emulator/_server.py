@@ -13,6 +13,7 @@ import email.errors
 import email.parser
 import email.policy
 import ipaddress
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -48,6 +49,8 @@ from ._throttle import Throttle, TimeSource
 if TYPE_CHECKING:
     from ._thread import EmulatorThread
 
+
+logger = logging.getLogger("amplitude_async.emulator")
 __all__ = ["Emulator"]
 
 _LOOPBACK_NAMES: Final = frozenset(("localhost",))
@@ -389,7 +392,13 @@ class Emulator:
                 return self._drop(request)
             if not fault.apply and fault.kind == "http":
                 return self._respond(self._fault_reply(fault))
-        reply = await handle(request, body, number)
+        try:
+            reply = await handle(request, body, number)
+        except Exception:
+            # A bug of the emulator's, not bad input (that is a 4xx): still one answer,
+            # counted like every other, and in the log.
+            logger.exception("emulator: request %d failed", number)
+            reply = error_reply(500, "internal error")
         if fault is not None and fault.apply:
             if fault.kind == "reset":
                 return self._drop(request)

@@ -134,3 +134,15 @@ def test_a_value_nested_a_thousand_deep_is_a_validation_error(deep: Any) -> None
 
 async def _await(receipt: aa.Receipt) -> aa.Outcome:
     return await receipt
+
+
+def test_an_integer_no_double_can_hold_is_refused_at_the_call() -> None:
+    """The emulator refuses it with a 400 (item 9); the client refuses it at the call."""
+    for call in (
+        lambda: Identify(user_id="user-00001").set("n", 10**400),
+        lambda: Identify(user_id="user-00001").add("n", -(10**400)),
+        lambda: Identify(user_id="user-00001").append("n", [1, 10**400]),
+    ):
+        with pytest.raises(aa.ValidationError, match="too large"):
+            call()
+    Identify(user_id="user-00001").set("n", 2**63).add("m", 10**300)  # large but fine
