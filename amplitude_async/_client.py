@@ -288,7 +288,8 @@ class AmplitudeClient:
         self._state = _State.CLOSING
         self._orphaned = True
         self._wake_space_waiters()
-        undelivered = self._fail_leftovers()
+        leftovers = self._fail_leftovers()
+        undelivered = [receipt.op for receipt in leftovers]
         warnings.warn(
             f"{self!r} was not closed before its event loop ended: {len(undelivered)} "
             "operation(s) failed with reason shutdown. Use 'async with AmplitudeClient(...)' "
@@ -301,7 +302,7 @@ class AmplitudeClient:
         if undelivered and path:
             try:
                 # Blocking, on purpose: the loop is ending, a worker thread may not run.
-                write_spool(path, undelivered)
+                write_spool(path, undelivered, _maybe_applied(leftovers))
             except OSError as exc:
                 spooled = False
                 logger.error("could not append to the spool %s: %s", path, exc)
@@ -428,11 +429,14 @@ class AmplitudeClient:
         finally:
             # Also when a background task failed: every receipt still gets its outcome
             # and the session is closed.
-            undelivered = self._fail_leftovers()
+            leftovers = self._fail_leftovers()
+            undelivered = [receipt.op for receipt in leftovers]
             path = self._config.spool_path
             if undelivered and path:
                 try:
-                    await anyio.to_thread.run_sync(write_spool, path, undelivered)
+                    await anyio.to_thread.run_sync(
+                        write_spool, path, undelivered, _maybe_applied(leftovers)
+                    )
                 except OSError as exc:
                     # Not written: still close and hand the operations over below.
                     spool_error = exc
@@ -469,7 +473,7 @@ class AmplitudeClient:
         next_release = self._acc.next_deadline()
         return next_release is None or next_release > give_up_at
 
-    def _fail_leftovers(self) -> list[Identify]:
+    def _fail_leftovers(self) -> list[Receipt]:
         leftovers = self._acc.drain_all()
         message = "the client closed before the operation was delivered"
         if self._on_outcome is not None:
@@ -481,7 +485,7 @@ class AmplitudeClient:
                         FailureReason.SHUTDOWN, message, None, receipt.attempts, receipt._ambiguous
                     ),
                 )
-            return [receipt.op for receipt in leftovers]
+            return leftovers
         # In bulk, as _deliver_all does: a hundred thousand leftovers must fit in the
         # shutdown deadline. One outcome per (attempts, maybe_applied), shared.
         shared: dict[tuple[int, bool], Failed] = {}
@@ -502,7 +506,7 @@ class AmplitudeClient:
                 older[receipt.gen] += 1
         self._counters.failed[FailureReason.SHUTDOWN.value] += len(leftovers)
         self._account_bulk(len(leftovers), in_current, older)
-        return [receipt.op for receipt in leftovers]
+        return leftovers
 
     def __del__(self) -> None:
         if getattr(self, "_state", None) is _State.OPEN:
@@ -1206,6 +1210,11 @@ def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
         if len(_DELIVERED_CACHE) < 4096:
             _DELIVERED_CACHE[key] = outcome
     return outcome
+
+
+def _maybe_applied(receipts: list[Receipt]) -> list[bool]:
+    """Per receipt failed at shutdown: whether the server may have applied it."""
+    return [isinstance(r.outcome, Failed) and r.outcome.maybe_applied for r in receipts]
 
 
 def _log_failed(count: int, reason: FailureReason, message: str) -> None:

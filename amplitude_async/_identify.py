@@ -14,6 +14,7 @@ from typing import Any, Final
 from ._errors import ValidationError
 from ._plain import plain
 from ._rules import (
+    ANNOTATION_KEYS,
     FIELDS,
     IDENTIFICATION_KEYS,
     NO_VALUE,
@@ -239,7 +240,9 @@ class Identify:
             raise ValidationError(
                 f"an identification must be a JSON object, got {type(obj).__name__}"
             )
-        unknown = sorted(str(k) for k in obj if k not in IDENTIFICATION_KEYS)
+        unknown = sorted(
+            str(k) for k in obj if k not in IDENTIFICATION_KEYS and k not in ANNOTATION_KEYS
+        )
         if unknown:
             raise ValidationError(
                 f"unknown identification field(s) {', '.join(map(repr, unknown))}; "

@@ -43,6 +43,11 @@ FIELDS: Final = DEVICE_FIELDS + LOCATION_FIELDS + OTHER_FIELDS
 IDENTIFICATION_KEYS: Final = frozenset(
     ("user_id", "device_id", "user_properties", "groups", *FIELDS)
 )
+#: Annotations a line of ours may carry besides the identification (the spool's, and
+#: ``import --failed-out``'s); ``Identify.from_dict`` ignores them.
+SPOOL_KEY: Final = "_spool"
+FAILURE_KEY: Final = "_failure"
+ANNOTATION_KEYS: Final = frozenset((SPOOL_KEY, FAILURE_KEY))
 
 #: Ids Amplitude rejects as placeholders (compared case-insensitively).
 PLACEHOLDER_IDS: Final = frozenset(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
+from .._rules import FAILURE_KEY, SPOOL_KEY
 from ._values import parse_value
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ __all__ = [
     "parse_shard",
 ]
 
-#: Key of the annotation that ``--failed-out`` adds to each line; ignored when imported.
-FAILURE_KEY: Final = "_failure"
+# FAILURE_KEY: the annotation ``--failed-out`` adds to each line, SPOOL_KEY: the
+# client's spool's (with maybe_applied); both are ignored when imported.
 CHUNK_LINES: Final = 1000
 
 
@@ -49,6 +50,8 @@ class Record:
     #: The identification as read, when it is a JSON object (for --failed-out).
     wire: dict[str, Any] | None = None
     error: str | None = None
+    #: A spool line that says the server may already have applied it.
+    maybe_applied: bool = False
 
 
 @dataclass(slots=True)
@@ -208,12 +211,18 @@ def _json_record(
         obj = decode(raw)
     except msgspec.DecodeError as exc:
         return Record(number, error=f"not valid JSON: {exc}")
+    except RecursionError:  # a line nested thousands deep: a bad line, not a crash
+        return Record(number, error="not valid JSON: nested too deep")
     if not isinstance(obj, dict):
         return Record(number, error=f"expected a JSON object, got {_kind(obj)}")
     obj.pop(FAILURE_KEY, None)
+    spool = obj.pop(SPOOL_KEY, None)
     if shard is not None and not shard.owns(_identity(obj)):
         return None
-    return _to_record(number, obj, min_id_length)
+    record = _to_record(number, obj, min_id_length)
+    if isinstance(spool, dict) and spool.get("maybe_applied") is True:
+        record.maybe_applied = True
+    return record
 
 
 class CsvHeaderError(ValueError):
