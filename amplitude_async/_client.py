@@ -21,7 +21,8 @@ import functools
 import logging
 import threading
 import warnings
-from asyncio.events import _get_running_loop  # read once per identify(): by name
+from _thread import get_ident
+from asyncio.events import _get_running_loop
 from collections import Counter, deque
 from collections.abc import Iterable
 from types import TracebackType
@@ -68,8 +69,8 @@ SERVER_URLS: Final = {
 # How many identities a log line names before it says "and N more".
 _LOG_NAMES: Final = 5
 # Seconds per operation left at shutdown: to fail it, and to append it to the spool
-# (measured on the 2-core machine at about 1.5 and 2.5 us; room left for a busy one). The drain stops this much
-# before shutdown_timeout, so that aclose() itself ends within it.
+# (measured on the 2-core machine at about 1.5 and 2.5 us; room left for a busy one).
+# The drain stops this much before shutdown_timeout, so that aclose() ends within it.
 _CLOSE_COST: Final = 2.5e-6
 _SPOOL_COST: Final = 4e-6
 
@@ -228,12 +229,13 @@ class AmplitudeClient:
         try:
             await started.wait()
         except BaseException:
-            # Cancelled while opening: nothing was queued; stop what was started.
+            # Cancelled while opening: nothing was queued; stop what was started, in a
+            # task waited out (a second cancel must not leave the session open).
             self._host_task.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait({self._host_task})
-                await self._session.close()
-            self._state = _State.CLOSED
+            try:
+                await wait_out(self._loop.create_task(self._stop_opening()))
+            finally:
+                self._state = _State.CLOSED
             raise
         if self._failure is not None:  # failed before it started: never opened
             await self._session.close()
@@ -241,6 +243,11 @@ class AmplitudeClient:
             raise ClientStateError("the client could not start") from self._failure
         self._state = _State.OPEN
         return self
+
+    async def _stop_opening(self) -> None:
+        assert self._host_task is not None and self._session is not None
+        await asyncio.wait({self._host_task})
+        await self._session.close()
 
     async def _run_host(self, started: asyncio.Event) -> None:
         """Own the task group: the sender and the send tasks live in it until close."""
@@ -313,7 +320,12 @@ class AmplitudeClient:
 
     def _check_loop(self) -> None:
         """Refuse a call from any loop but the client's own (its events, futures and
-        session belong to that loop: used from another one, a receipt never resolves)."""
+        session belong to that loop: used from another one, a receipt never resolves).
+
+        identify() and identify_nowait() compare only the thread (a loop per thread is
+        the usual misuse, and _get_running_loop() costs a getpid() system call, a fifth
+        of an identify()); a loop that ended on the same thread is caught by the state
+        (see _orphan), and flush() and aclose() check the loop itself."""
         loop = self._loop
         if loop is not None and _get_running_loop() is not loop:
             raise self._loop_error()
@@ -521,9 +533,10 @@ class AmplitudeClient:
         when intake is full and ``on_full="raise"``.
         """
         self._check(op)
-        if _get_running_loop() is not self._loop:
+        if get_ident() != self._loop_thread:
             raise self._loop_error()
         if self._unresolved >= self._queue_max:
+            self._check_loop()
             policy = self._config.on_full
             if policy != "wait":
                 return self._full(op)
@@ -534,7 +547,7 @@ class AmplitudeClient:
         """Queue one operation without waiting. When intake is full, ``on_full="drop"``
         drops it (a Failed receipt) and both "wait" and "raise" raise :class:`QueueFull`."""
         self._check(op)
-        if _get_running_loop() is not self._loop:
+        if get_ident() != self._loop_thread:
             raise self._loop_error()
         if self._unresolved >= self._queue_max:
             return self._full(op)
