@@ -7,11 +7,14 @@ built only when a batch is encoded. A queued two-operation Identify takes 176 by
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from ._errors import ValidationError
+from ._plain import plain
 from ._rules import (
+    ANNOTATION_KEYS,
     FIELDS,
     IDENTIFICATION_KEYS,
     NO_VALUE,
@@ -40,6 +43,14 @@ _METHOD: Final = {
 }
 # Above this many properties a set is kept to find repeated names in O(1).
 _LINEAR_SCAN_MAX: Final = 8
+# Types that need no normalising (see _plain): the hot path checks only this.
+_PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None)))
+# reprs in error messages: bounded in depth and length, so that a value nested a
+# thousand deep gets a ValidationError, not a RecursionError from repr().
+_short = reprlib.Repr()
+_short.maxlevel = 3
+_short.maxstring = 60
+_short.maxother = 60
 
 Op = tuple[str, str, Any]
 
@@ -90,6 +101,13 @@ class Identify:
                 problem = id_problem(value, kind, min_length=1)
                 if problem:
                     raise ValidationError(problem)
+                if not value.strip():
+                    # Amplitude would create a user named "   ": surely a blank input.
+                    raise ValidationError(f"{kind} must not be only whitespace")
+        if type(user_id) is not str and user_id is not None:
+            user_id = str.__str__(user_id)
+        if type(device_id) is not str and device_id is not None:
+            device_id = str.__str__(device_id)
         self.user_id = user_id
         self.device_id = device_id
         # Flat and exactly sized: (operation, property, value, operation, ...). One
@@ -136,7 +154,8 @@ class Identify:
         """``$add``: add a number to the property (a missing property starts at 0)."""
         if not is_number(value):
             raise ValidationError(
-                f"add({name!r}, ...) needs a finite number, got {type(value).__name__} {value!r}"
+                f"add({_short.repr(name)}, ...) needs a finite number, "
+                f"got {type(value).__name__} {_short.repr(value)}"
             )
         return self._add("$add", name, value)
 
@@ -221,7 +240,9 @@ class Identify:
             raise ValidationError(
                 f"an identification must be a JSON object, got {type(obj).__name__}"
             )
-        unknown = sorted(str(k) for k in obj if k not in IDENTIFICATION_KEYS)
+        unknown = sorted(
+            str(k) for k in obj if k not in IDENTIFICATION_KEYS and k not in ANNOTATION_KEYS
+        )
         if unknown:
             example = unknown[0] if not unknown[0].startswith("$") else "plan"
             raise ValidationError(
@@ -283,8 +304,11 @@ class Identify:
         self._check_mutable()
         if not isinstance(name, str) or not name:
             raise ValidationError(
-                f"{_METHOD[operation]}(): property name must be a non-empty string, got {name!r}"
+                f"{_METHOD[operation]}(): property name must be a non-empty string, "
+                f"got {_short.repr(name)}"
             )
+        if type(name) is not str:
+            name = str.__str__(name)
         if not name.isascii() and text_problem(name):
             raise ValidationError(f"{_METHOD[operation]}(): property name {text_problem(name)}")
         ops = self._ops
@@ -300,6 +324,8 @@ class Identify:
         problem = value_problem(value, depth=2)
         if problem:
             raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
+        if type(value) not in _PLAIN_TYPES:
+            value = plain(value)
         self._ops = ops = (*ops, operation, name, value)
         if self._names is not None:
             self._names.add(name)
@@ -322,6 +348,8 @@ class Identify:
             value = "true" if value else "false"
         if not isinstance(value, str):
             raise ValidationError(f"{name} must be a string, got {type(value).__name__}")
+        if type(value) is not str:
+            value = str.__str__(value)
         if self._fields is None:
             self._fields = {}
         self._fields[name] = value
@@ -387,13 +415,16 @@ def _checked_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for group_type, name in groups.items():
         if not isinstance(group_type, str) or not group_type:
-            raise ValidationError(f"group type must be a non-empty string, got {group_type!r}")
+            raise ValidationError(
+                f"group type must be a non-empty string, got {_short.repr(group_type)}"
+            )
         if isinstance(name, str):
-            out[group_type] = name
+            out[plain(group_type)] = plain(name)
         elif isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name):
-            out[group_type] = list(name)
+            out[plain(group_type)] = [plain(n) for n in name]
         else:
             raise ValidationError(
-                f"group {group_type!r} must name a string or a list of strings, got {name!r}"
+                f"group {group_type!r} must name a string or a list of strings, "
+                f"got {_short.repr(name)}"
             )
     return out

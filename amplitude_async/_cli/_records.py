@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
+from .._rules import FAILURE_KEY, SPOOL_KEY
 from ._values import parse_value
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ __all__ = [
     "parse_shard",
 ]
 
-#: Key of the annotation that ``--failed-out`` adds to each line; ignored when imported.
-FAILURE_KEY: Final = "_failure"
+# FAILURE_KEY: the annotation ``--failed-out`` adds to each line, SPOOL_KEY: the
+# client's spool's (with maybe_applied); both are ignored when imported.
 #: In a ``--failed-out`` line for a line that could not be read: the line as it was.
 RAW_KEY: Final = "raw"
 CHUNK_LINES: Final = 1000
@@ -55,6 +56,8 @@ class Record:
     error: str | None = None
     #: A line that is not an identification: its text as read (for --failed-out).
     raw: str | None = None
+    #: A spool line that says the server may already have applied it.
+    maybe_applied: bool = False
 
 
 @dataclass(slots=True)
@@ -214,9 +217,12 @@ def _json_record(
         obj = decode(raw)
     except msgspec.DecodeError as exc:
         return Record(number, error=f"not valid JSON: {exc}", raw=_text(raw))
+    except RecursionError:  # a line nested thousands deep: a bad line, not a crash
+        return Record(number, error="not valid JSON: nested too deep", raw=_text(raw))
     if not isinstance(obj, dict):
         return Record(number, error=f"expected a JSON object, got {_kind(obj)}", raw=_text(raw))
     failure = obj.pop(FAILURE_KEY, None)
+    spool = obj.pop(SPOOL_KEY, None)
     if not obj and isinstance(failure, dict) and isinstance(failure.get(RAW_KEY), str):
         # A --failed-out line for an unreadable line, fed back without being fixed:
         # still unreadable, and its text is kept for the next --failed-out.
@@ -234,6 +240,8 @@ def _json_record(
         return Record(number, wire=obj, error=str(exc))
     record = _to_record(number, lifted, min_id_length)
     record.wire = obj  # --failed-out keeps the line as written, to be fixed in place
+    if isinstance(spool, dict) and spool.get("maybe_applied") is True:
+        record.maybe_applied = True
     return record
 
 
