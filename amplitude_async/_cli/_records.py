@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
+from .._wire_lines import FAILURE_KEY, LineError, decode_line, identify_from_wire
+from .._wire_lines import identity_of as _identity
 from ._values import parse_value
 
 if TYPE_CHECKING:
@@ -35,8 +37,6 @@ __all__ = [
     "parse_shard",
 ]
 
-#: Key of the annotation that ``--failed-out`` adds to each line; ignored when imported.
-FAILURE_KEY: Final = "_failure"
 CHUNK_LINES: Final = 1000
 
 
@@ -99,27 +99,11 @@ def parse_shard(text: str) -> Shard:
 Skip = Callable[[int], bool]
 
 
-def _identity(obj: dict[str, Any]) -> str | None:
-    """The lane key the client will use: user_id if present, else device_id."""
-    user_id = obj.get("user_id")
-    if isinstance(user_id, str):
-        return user_id
-    device_id = obj.get("device_id")
-    return device_id if isinstance(device_id, str) else None
-
-
 def _to_record(line: int, wire: dict[str, Any], min_id_length: int) -> Record:
-    from .. import Identify, ValidationError
-    from .._rules import id_problem
+    from .. import ValidationError
 
     try:
-        op = Identify.from_dict(wire)
-        # The client refuses short ids at identify(); say so here, with the line number.
-        for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
-            if value is not None:
-                problem = id_problem(value, kind, min_id_length)
-                if problem:
-                    raise ValidationError(problem)
+        op = identify_from_wire(wire, min_id_length)
     except ValidationError as exc:
         return Record(line, wire=wire, error=str(exc))
     return Record(line, op=op, wire=wire)
@@ -202,15 +186,10 @@ def _json_record(
     min_id_length: int,
 ) -> Record | None:
     """The record of one non-blank line; None if it belongs to another shard."""
-    import msgspec
-
     try:
-        obj = decode(raw)
-    except msgspec.DecodeError as exc:
-        return Record(number, error=f"not valid JSON: {exc}")
-    if not isinstance(obj, dict):
-        return Record(number, error=f"expected a JSON object, got {_kind(obj)}")
-    obj.pop(FAILURE_KEY, None)
+        obj = decode_line(raw, decode)
+    except LineError as exc:
+        return Record(number, error=str(exc))
     if shard is not None and not shard.owns(_identity(obj)):
         return None
     return _to_record(number, obj, min_id_length)
@@ -332,13 +311,3 @@ def _csv_chunks(
             chunk, flushed = Chunk(), previous_end
     chunk.upto, chunk.position = previous_end, lines.position
     yield chunk
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    return f"a {type(value).__name__}"

@@ -1,0 +1,81 @@
+"""One JSON line: a wire identification, as ``import`` reads it and the Kafka worker too.
+
+The format of an ``amplitude-async import`` JSON line, of the spool, and of a Kafka
+message value written by :class:`amplitude_async.kafka.IdentifyProducer`: one JSON
+object, the identification as Amplitude's Identify API documents it. Parsing it is
+shared so that a line the importer accepts is a message the worker accepts, and the
+same problem gets the same words. No event loop, no I/O: plain functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ._identify import Identify
+
+__all__ = ["FAILURE_KEY", "LineError", "decode_line", "identify_from_wire", "identity_of"]
+
+#: Key of the annotation that ``import --failed-out`` adds to each line; ignored on input.
+FAILURE_KEY: Final = "_failure"
+
+
+class LineError(ValueError):
+    """The bytes are not one JSON object (the message says why)."""
+
+
+def decode_line(raw: bytes, decode: Callable[[bytes], Any]) -> dict[str, Any]:
+    """The JSON object of one line, without the ``_failure`` annotation.
+
+    ``decode`` is a ``msgspec.json.Decoder().decode`` (made once by the caller). Raises
+    :class:`LineError` for text that is not JSON (or not UTF-8) or not an object.
+    """
+    import msgspec
+
+    try:
+        obj = decode(raw)
+    except msgspec.DecodeError as exc:
+        raise LineError(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise LineError(f"expected a JSON object, got {_kind(obj)}")
+    obj.pop(FAILURE_KEY, None)
+    return obj
+
+
+def identity_of(obj: Mapping[str, Any]) -> str | None:
+    """The lane key the client will use: user_id if present, else device_id."""
+    user_id = obj.get("user_id")
+    if isinstance(user_id, str):
+        return user_id
+    device_id = obj.get("device_id")
+    return device_id if isinstance(device_id, str) else None
+
+
+def identify_from_wire(wire: Mapping[str, Any], min_id_length: int) -> Identify:
+    """The operation of one wire identification; :class:`ValidationError` if it is not one.
+
+    Also refuses the short ids the client would refuse at ``identify()``, so that the
+    problem is reported with the line (or the message) it came from.
+    """
+    from ._errors import ValidationError
+    from ._identify import Identify
+    from ._rules import id_problem
+
+    op = Identify.from_dict(wire)
+    for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
+        if value is not None:
+            problem = id_problem(value, kind, min_id_length)
+            if problem:
+                raise ValidationError(problem)
+    return op
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"
