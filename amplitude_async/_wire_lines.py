@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from ._identify import Identify
 
-__all__ = ["FAILURE_KEY", "LineError", "decode_line", "identify_from_wire", "identity_of"]
+__all__ = [
+    "FAILURE_KEY",
+    "LineError",
+    "check_ids",
+    "decode_line",
+    "identify_from_wire",
+    "identity_of",
+]
 
 #: Key of the annotation that ``import --failed-out`` adds to each line; ignored on input.
 FAILURE_KEY: Final = "_failure"
@@ -58,11 +65,17 @@ def identify_from_wire(wire: Mapping[str, Any], min_id_length: int) -> Identify:
     Also refuses the short ids the client would refuse at ``identify()``, so that the
     problem is reported with the line (or the message) it came from.
     """
-    from ._errors import ValidationError
     from ._identify import Identify
+
+    return check_ids(Identify.from_dict(wire), min_id_length)
+
+
+def check_ids(op: Identify, min_id_length: int) -> Identify:
+    """``op``, unless an id is one the client refuses (too short, a placeholder):
+    then :class:`ValidationError`."""
+    from ._errors import ValidationError
     from ._rules import id_problem
 
-    op = Identify.from_dict(wire)
     for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
         if value is not None:
             problem = id_problem(value, kind, min_id_length)
