@@ -16,6 +16,7 @@ from amplitude_async.kafka import (
     DEAD_LETTER_HEADERS,
     IdentifyProducer,
     KafkaIdentifyWorker,
+    KafkaWorkerError,
     identity_key,
     message_value,
 )
@@ -259,3 +260,81 @@ async def test_failed_and_unreadable_messages_go_to_the_dead_letter_topic(
         assert log_of(emu, "user-bad1") == [] and all(
             log_of(emu, f"user-{u:04d}") == [0] for u in range(3)
         )
+
+
+# -- rebalances ------------------------------------------------------------------------
+
+
+async def produce_placed(broker: Broker, topic: str, ops: list[aa.Identify]) -> dict[str, int]:
+    """Produce ``ops``; the partition each identity landed on."""
+    placed: dict[str, int] = {}
+    async with IdentifyProducer(broker.bootstrap, topic) as producer:
+        for op in ops:
+            meta = await producer.send_and_wait(op)
+            placed[op.identity] = meta.partition
+    return placed
+
+
+HELD = [f"user-held{u}" for u in range(8)]
+
+
+async def test_revoke_drains_then_commits_so_the_next_owner_replays_nothing(
+    broker: Broker, emu: Emulator
+) -> None:
+    await broker.create_topic("revoke", 2)
+    emu.throttle(users=HELD)
+    placed = await produce_placed(
+        broker, "revoke", [aa.Identify(user_id=u).append("log", 0) for u in HELD]
+    )
+    assert set(placed.values()) == {0, 1}  # a held user on each partition
+    a = worker(broker, client(emu, throttle_hold=0.1, retry_deadline=60.0), "revoke", group_id="rg")
+    async with running(a) as task_a:
+        await eventually(lambda: a.stats().unsettled == len(HELD) and a.stats().assigned == 2)
+        b = worker(broker, client(emu, throttle_hold=0.1), "revoke", group_id="rg")
+        async with running(b) as task_b:
+            # A is asked to let go while every held operation is still without an outcome;
+            # it drains: the holds end 3 s later, within its drain_timeout of 5 s.
+            await asyncio.sleep(3.0)
+            emu.unthrottle()
+            await eventually(lambda: a.stats().assigned == 1 and b.stats().assigned == 1)
+            assert a.stats().drain_timeouts == 0 and a.stats().rebalances >= 2
+            more = [aa.Identify(user_id=u).append("log", 1) for u in HELD]
+            await produce(broker, "revoke", more)
+            await eventually(lambda: all(log_of(emu, u) == [0, 1] for u in HELD))
+            # B read only the new messages: A had committed past every drained one.
+            assert b.stats().consumed + a.stats().consumed == 2 * len(HELD)
+            a.stop()
+            b.stop()
+            await asyncio.wait_for(asyncio.gather(task_a, task_b), 30)
+    assert await broker.committed("revoke", "rg", 2) == {
+        p: 2 * list(placed.values()).count(p) for p in (0, 1)
+    }
+
+
+async def test_a_revoke_that_cannot_drain_in_time_closes_the_client_and_stops(
+    broker: Broker, emu: Emulator
+) -> None:
+    await broker.create_topic("undrained", 2)
+    emu.throttle(users=HELD)
+    await produce(broker, "undrained", [aa.Identify(user_id=u).append("log", 0) for u in HELD])
+    cfg = dict(throttle_hold=0.1, retry_deadline=60.0)
+    a = worker(
+        broker,
+        client(emu, **cfg),
+        "undrained",
+        group_id="ug",
+        drain_timeout=1.0,
+        rebalance_timeout=4.0,
+    )
+    async with running(a) as task_a:
+        await eventually(lambda: a.stats().unsettled == len(HELD))
+        b = worker(broker, client(emu, **cfg), "undrained", group_id="ug")
+        async with running(b):
+            with pytest.raises(KafkaWorkerError, match="drain_timeout"):
+                await asyncio.wait_for(task_a, 30)
+            assert a.stats().drain_timeouts == 1 and a.stats().not_sent == len(HELD)
+            # B owns everything now and sends what A could not, from A's commit point.
+            await eventually(lambda: b.stats().assigned == 2, within=40)
+            emu.unthrottle()
+            await eventually(lambda: all(log_of(emu, u) == [0] for u in HELD))
+            assert b.stats().consumed == len(HELD)
