@@ -133,7 +133,7 @@ def kafka_worker(
     started = time.monotonic()
     stopped: str | None = None
     try:
-        stats = anyio.run(_run, worker, err, progress)
+        stats = anyio.run(_run, worker, err, progress, drain_timeout)
     except KafkaWorkerError as exc:
         stopped = str(exc)
         stats = worker.stats()
@@ -143,7 +143,9 @@ def kafka_worker(
         raise typer.Exit(1)
 
 
-async def _run(worker: KafkaIdentifyWorker, console: Console, progress: bool) -> WorkerStats:
+async def _run(
+    worker: KafkaIdentifyWorker, console: Console, progress: bool, drain_timeout: float
+) -> WorkerStats:
     import anyio
 
     from ._progress import LiveProgress
@@ -152,11 +154,36 @@ async def _run(worker: KafkaIdentifyWorker, console: Console, progress: bool) ->
     with live:
         async with anyio.create_task_group() as tg:
             tg.start_soon(live.run)
+            tg.start_soon(_watch_signals, worker, console, drain_timeout)
             try:
-                stats = await worker.run(handle_signals=True)
+                stats = await worker.run()
             finally:
                 tg.cancel_scope.cancel()
     return stats
+
+
+async def _watch_signals(
+    worker: KafkaIdentifyWorker, console: Console, drain_timeout: float
+) -> None:
+    """Say what a signal does, then do it: the first drains, the second stops waiting."""
+    import signal
+
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        first = True
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if first:
+                console.print(
+                    f"[yellow]{name}[/yellow]: no more messages are read; delivering what is "
+                    f"queued (at most {drain_timeout:g} s; again to stop now), then committing "
+                    "and leaving the group"
+                )
+            else:
+                console.print(f"[yellow]{name}[/yellow]: not waiting any longer")
+            first = False
+            worker.stop()
 
 
 def _sample(worker: KafkaIdentifyWorker) -> Sample:

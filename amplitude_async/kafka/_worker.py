@@ -232,7 +232,11 @@ class KafkaIdentifyWorker:
         return self.stats()
 
     def stop(self) -> None:
-        """Stop taking messages; :meth:`run` drains, commits and returns."""
+        """Stop taking messages; :meth:`run` then drains (at most ``drain_timeout``),
+        commits and returns. Called again while it drains: stop waiting (what has no
+        outcome then stays uncommitted, for the partitions' next owner)."""
+        if self._stopping and self._drain_scope is not None:
+            self._drain_scope.cancel()
         self._stopping = True
         if self._feed_scope is not None:
             self._feed_scope.cancel()
@@ -521,15 +525,14 @@ class KafkaIdentifyWorker:
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                if not self._stopping:
-                    logger.warning(
-                        "%s: draining (at most %g s), committing, then leaving the group",
-                        signal.Signals(signum).name,
-                        self._drain_timeout,
-                    )
-                    self.stop()
-                elif self._drain_scope is not None:
-                    self._drain_scope.cancel()  # a second signal: stop waiting
+                logger.warning(
+                    "%s: %s",
+                    signal.Signals(signum).name,
+                    "stop waiting for the drain"
+                    if self._stopping
+                    else f"draining (at most {self._drain_timeout:g} s), committing, leaving",
+                )
+                self.stop()
 
     def __repr__(self) -> str:
         return (

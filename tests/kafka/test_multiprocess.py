@@ -85,10 +85,21 @@ async def test_three_workers_one_killed_keep_every_users_order(
                 return sum(len((emu.user(u) or {}).get("log", [])) for u in USERS)
 
             await eventually(lambda: applied() >= 0.25 * len(USERS) * OPS, within=60)
+            # Some users held for longer than the commit interval: their operations are
+            # consumed and without an outcome when the victim dies, so its commit point
+            # must be behind them.
+            emu.throttle(users=USERS[:12])
+            await asyncio.sleep(2.0)
             at_kill = applied()
             victim = workers[0]
             victim.send_signal(signal.SIGKILL)
             assert await asyncio.wait_for(victim.wait(), 10) == -signal.SIGKILL
+            assert victim.stderr is not None
+            lines = (await victim.stderr.read()).decode().splitlines()
+            last = json.loads([line for line in lines if line.startswith('{"assigned"')][-1])
+            print("victim at the kill:", last)
+            assert last["assigned"] >= 1 and last["consumed"] > last["delivered"], last
+            emu.unthrottle()
             assert at_kill < 0.9 * len(USERS) * OPS, "the kill came too late to mean anything"
 
             def finished() -> bool:

@@ -42,7 +42,19 @@ async def main(argv: list[str]) -> int:
         # Small fetches: pausing at max_unsettled then bites, as with real backlogs.
         consumer_options={"max_poll_records": 50},
     )
-    stats = await worker.run(handle_signals=True)
+    task = asyncio.create_task(worker.run(handle_signals=True))
+    while not task.done():
+        # Status on stderr, so that a test can see what a worker it kills was doing.
+        now = worker.stats()
+        print(
+            json.dumps(
+                {"assigned": now.assigned, "consumed": now.consumed, "delivered": now.delivered}
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+        await asyncio.wait({task}, timeout=0.25)
+    stats = task.result()
     client_stats = stats.client
     print(
         json.dumps(
