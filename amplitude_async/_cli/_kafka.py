@@ -99,7 +99,7 @@ def kafka_worker(
     from rich.console import Console
 
     from .. import AmplitudeClient, ClientConfig, ConfigurationError
-    from ..kafka import KafkaIdentifyWorker, KafkaWorkerError
+    from ..kafka import KafkaIdentifyWorker
 
     err = Console(stderr=True, highlight=False)
     try:
@@ -131,13 +131,9 @@ def kafka_worker(
         f"{target.describe()}"
     )
     started = time.monotonic()
-    stopped: str | None = None
-    try:
-        stats = anyio.run(_run, worker, err, progress, drain_timeout)
-    except KafkaWorkerError as exc:
-        stopped = str(exc)
-        stats = worker.stats()
-        err.print(f"[red]error[/red]: {stopped}", markup=True)
+    stats, stopped = anyio.run(_run, worker, err, progress, drain_timeout)
+    if stopped is not None:
+        err.print(f"error: {stopped}", markup=False, style="red")
     _report(stats, time.monotonic() - started, stopped, json_output)
     if stopped is not None:
         raise typer.Exit(1)
@@ -145,21 +141,29 @@ def kafka_worker(
 
 async def _run(
     worker: KafkaIdentifyWorker, console: Console, progress: bool, drain_timeout: float
-) -> WorkerStats:
+) -> tuple[WorkerStats, str | None]:
+    """Run the worker with a live status line; its counters, and why it stopped on its own."""
     import anyio
+    from aiokafka.errors import KafkaError
 
+    from ..kafka import KafkaWorkerError
     from ._progress import LiveProgress
 
     live = LiveProgress(console, "kafka-worker", lambda: _sample(worker), enabled=progress)
+    stopped: str | None = None
     with live:
         async with anyio.create_task_group() as tg:
             tg.start_soon(live.run)
             tg.start_soon(_watch_signals, worker, console, drain_timeout)
             try:
-                stats = await worker.run()
+                await worker.run()
+            except KafkaWorkerError as exc:
+                stopped = str(exc)
+            except KafkaError as exc:  # the brokers: unreachable, refused, gone
+                stopped = f"Kafka: {exc}"
             finally:
                 tg.cancel_scope.cancel()
-    return stats
+    return worker.stats(), stopped
 
 
 async def _watch_signals(

@@ -125,3 +125,20 @@ async def test_sigterm_drains_what_is_held_commits_and_exits_0(broker: Broker) -
     assert summary["throttle_responses"] >= 1
     assert "SIGTERM" in err.decode() and KEY not in err.decode() + out.decode()
     assert await broker.committed("cli-in", "cli-group", 2) == ends
+
+
+def test_unreachable_brokers_are_an_error_not_a_traceback() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "kafka-worker",
+            "--bootstrap-servers=127.0.0.1:1",
+            "--topic=t",
+            "--group=g",
+            f"--api-key={KEY}",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "error: Kafka:" in result.output and "Traceback" not in result.output
+    assert KEY not in result.output
