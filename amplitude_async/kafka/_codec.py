@@ -11,8 +11,7 @@ from typing import Any, Final
 
 import msgspec
 
-from .._errors import ValidationError
-from .._identify import Identify
+from .. import Identify, ValidationError
 from .._wire_lines import check_ids, decode_line, identify_from_wire
 
 __all__ = ["decode_message", "identity_key", "message_value", "refuse_bad_op"]

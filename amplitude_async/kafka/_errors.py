@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._errors import AmplitudeError
+from .. import AmplitudeError
 
 __all__ = ["KafkaWorkerError"]
 

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
-from .._errors import ConfigurationError
-from .._identify import Identify
+from .. import ConfigurationError, Identify
 from .._rules import DEFAULT_MIN_ID_LENGTH
 from ._codec import identity_key, message_value, refuse_bad_op
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._stats import ClientStats
+from .. import ClientStats
 
 __all__ = ["WorkerStats"]
 

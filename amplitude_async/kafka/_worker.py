@@ -29,9 +29,8 @@ from typing import Any, Final
 import anyio
 from aiokafka import ConsumerRebalanceListener
 
-from .._client import AmplitudeClient
-from .._errors import ClientStateError, ConfigurationError
-from .._outcome import Failed, FailureReason, Outcome
+# Only the SDK's public names: the worker uses the client as any user would.
+from .. import AmplitudeClient, ClientStateError, ConfigurationError, Failed, FailureReason, Outcome
 from ._codec import decode_message
 from ._drain import Drain, check_timeouts
 from ._errors import KafkaWorkerError

@@ -59,3 +59,10 @@ def test_producer_refuses_options_it_sets_itself() -> None:
         IdentifyProducer("127.0.0.1:1", "t", producer_options={"value_serializer": str})
     with pytest.raises(aa.ConfigurationError, match="topic"):
         IdentifyProducer("127.0.0.1:1", "")
+
+
+def test_the_public_namespace_is_sorted_and_complete() -> None:
+    import amplitude_async.kafka as kafka
+
+    assert kafka.__all__ == sorted(kafka.__all__)
+    assert all(hasattr(kafka, name) for name in kafka.__all__)
