@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,3 +143,24 @@ async def eventually(check: Any, within: float = 30.0, every: float = 0.05) -> N
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not true within {within} s: {check}")
         await asyncio.sleep(every)
+
+
+_REPORTS: list[str] = []
+
+
+@pytest.fixture
+def report(record_property: Callable[[str, object], None]) -> Callable[[str, str], None]:
+    """``report(name, line)``: what a run measured (replays, 429s), in the CI log."""
+
+    def record(name: str, line: str) -> None:
+        record_property(name, line)
+        _REPORTS.append(f"{name}: {line}")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORTS:
+        terminalreporter.section("kafka runs: what was measured")
+        for line in _REPORTS:
+            terminalreporter.write_line(line)

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ async def spawn(broker: Broker, emu: Emulator, index: int) -> asyncio.subprocess
 
 
 async def test_three_workers_one_killed_keep_every_users_order(
-    broker: Broker, record_property: Any
+    broker: Broker, report: Callable[[str, str], None]
 ) -> None:
     started = time.monotonic()
     await broker.create_topic("multi", 6)
@@ -125,12 +126,10 @@ async def test_three_workers_one_killed_keep_every_users_order(
     replayed = sum(duplicates.values())
     users_replayed = sum(1 for n in duplicates.values() if n)
     elapsed = time.monotonic() - started
-    report = (
+    line = (
         f"killed at {at_kill}/{len(USERS) * OPS} applied; replayed duplicates: {replayed} "
         f"in {users_replayed} users; 429 answers: {throttled}; took {elapsed:.1f} s"
     )
-    print(report)
-    record_property("replayed_duplicates", replayed)
-    record_property("report", report)
+    report("multi-process", line)
     assert throttled > 0, "the emulator's rate limit never bit: the test did not test 429s"
     assert all(s["rebalances"] >= 2 for s in summaries), summaries  # took over the victim's
