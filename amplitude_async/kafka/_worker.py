@@ -206,6 +206,7 @@ class KafkaIdentifyWorker:
                 await producer.start()
             await consumer.start()
             self._consumer = consumer
+            error: Exception | None = None
             async with self._client as amp:
                 self._amp = amp
                 async with anyio.create_task_group() as tg:
@@ -215,10 +216,15 @@ class KafkaIdentifyWorker:
                         tg.start_soon(self._send_dead_letters, producer)
                     try:
                         await self._consume(consumer, amp)
+                    except Exception as exc:  # noqa: BLE001 - raised below, as itself
+                        # Kept out of the task group, which would wrap it in a group.
+                        error = exc
                     finally:
                         with anyio.CancelScope(shield=True):
                             await self._shut_down(consumer, amp)
                     tg.cancel_scope.cancel()
+            if error is not None:
+                raise error
         finally:
             # Bounded: leaving the group needs the broker, which may be gone.
             with anyio.CancelScope(shield=True), anyio.move_on_after(_LEAVE_BUDGET):

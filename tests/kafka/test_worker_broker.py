@@ -338,3 +338,18 @@ async def test_a_revoke_that_cannot_drain_in_time_closes_the_client_and_stops(
             emu.unthrottle()
             await eventually(lambda: all(log_of(emu, u) == [0] for u in HELD))
             assert b.stats().consumed == len(HELD)
+
+
+async def test_a_consumer_error_is_raised_as_itself_after_the_shutdown(
+    broker: Broker, emu: Emulator
+) -> None:
+    from aiokafka.errors import KafkaError
+
+    await broker.create_topic("no-reset", 1)
+    await produce(broker, "no-reset", [aa.Identify(user_id="user-0001").append("log", 0)])
+    amp = client(emu)
+    # No committed offset and no reset policy: the consumer refuses to pick a position.
+    w = worker(broker, amp, "no-reset", consumer_options={"auto_offset_reset": "none"})
+    with pytest.raises(KafkaError):
+        await asyncio.wait_for(w.run(), 40)
+    assert amp.closed
