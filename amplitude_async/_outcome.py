@@ -3,13 +3,16 @@
 A :class:`Receipt` is returned by ``identify()``. It is awaitable (``outcome = await
 receipt``) and resolves exactly once, to :class:`Delivered` or :class:`Failed`. The
 future behind it is created only if somebody awaits before the outcome is known, so
-fire-and-forget callers pay for no future at all.
+fire-and-forget callers pay for no future at all. :meth:`Receipt.add_done_callback`
+runs a function with the outcome, for code that reacts to completions without a task
+per operation (the Kafka worker commits offsets this way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -74,6 +77,8 @@ Outcome = Delivered | Failed
 
 _PENDING: Final[Any] = None
 
+logger = logging.getLogger("amplitude_async")
+
 
 class Receipt:
     """The handle of one queued operation; ``await receipt`` gives its :data:`Outcome`."""
@@ -127,7 +132,17 @@ class Receipt:
         if callbacks is not None:
             self._callbacks = None
             for callback in callbacks:
-                callback(outcome)
+                _call(callback, outcome)
+
+    def add_done_callback(self, fn: Callable[[Outcome], object]) -> None:
+        """Call ``fn(outcome)`` once, when the outcome is known (right away if it is).
+
+        ``fn`` runs synchronously inside the resolution, on the event loop's thread, also
+        while the client is closing: keep it quick and do not await from it. Callbacks
+        run in the order they were added. An exception from ``fn`` is logged (logger
+        ``amplitude_async``) and does not reach the pipeline or the other callbacks.
+        """
+        self._on_outcome(fn)
 
     def _on_outcome(self, callback: Callable[[Outcome], object]) -> None:
         """Call ``callback(outcome)`` when the outcome is known (at once if it is).
@@ -136,7 +151,7 @@ class Receipt:
         tasks are being cancelled at shutdown; keep it quick and non-raising.
         """
         if self.outcome is not None:
-            callback(self.outcome)
+            _call(callback, self.outcome)
         elif self._callbacks is None:
             self._callbacks = [callback]
         else:
@@ -145,3 +160,10 @@ class Receipt:
     def __repr__(self) -> str:
         state = "pending" if self.outcome is None else repr(self.outcome)
         return f"<Receipt {self.op!r}: {state}>"
+
+
+def _call(callback: Callable[[Outcome], object], outcome: Outcome) -> None:
+    try:
+        callback(outcome)
+    except Exception:  # a callback's bug must not cost other operations their outcome
+        logger.exception("a receipt's done callback raised; the outcome stands")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .._rules import FAILURE_KEY, SPOOL_KEY
+from .._wire_lines import LineError, decode_object, identify_from_wire
+from .._wire_lines import identity_of as _identity
 from ._values import parse_value
 
 if TYPE_CHECKING:
@@ -108,27 +110,11 @@ def parse_shard(text: str) -> Shard:
 Skip = Callable[[int], bool]
 
 
-def _identity(obj: dict[str, Any]) -> str | None:
-    """The lane key the client will use: user_id if present, else device_id."""
-    user_id = obj.get("user_id")
-    if isinstance(user_id, str):
-        return user_id
-    device_id = obj.get("device_id")
-    return device_id if isinstance(device_id, str) else None
-
-
 def _to_record(line: int, wire: dict[str, Any], min_id_length: int) -> Record:
-    from .. import Identify, ValidationError
-    from .._rules import id_problem
+    from .. import ValidationError
 
     try:
-        op = Identify.from_dict(wire)
-        # The client refuses short ids at identify(); say so here, with the line number.
-        for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
-            if value is not None:
-                problem = id_problem(value, kind, min_id_length)
-                if problem:
-                    raise ValidationError(problem)
+        op = identify_from_wire(wire, min_id_length)
     except ValidationError as exc:
         return Record(line, wire=wire, error=str(exc))
     return Record(line, op=op, wire=wire)
@@ -211,16 +197,10 @@ def _json_record(
     min_id_length: int,
 ) -> Record | None:
     """The record of one non-blank line; None if it belongs to another shard."""
-    import msgspec
-
     try:
-        obj = decode(raw)
-    except msgspec.DecodeError as exc:
-        return Record(number, error=f"not valid JSON: {exc}", raw=_text(raw))
-    except RecursionError:  # a line nested thousands deep: a bad line, not a crash
-        return Record(number, error="not valid JSON: nested too deep", raw=_text(raw))
-    if not isinstance(obj, dict):
-        return Record(number, error=f"expected a JSON object, got {_kind(obj)}", raw=_text(raw))
+        obj = decode_object(raw, decode)
+    except LineError as exc:
+        return Record(number, error=str(exc), raw=_text(raw))
     failure = obj.pop(FAILURE_KEY, None)
     spool = obj.pop(SPOOL_KEY, None)
     if not obj and isinstance(failure, dict) and isinstance(failure.get(RAW_KEY), str):
@@ -433,13 +413,3 @@ def _csv_chunks(
             chunk, flushed = Chunk(), previous_end
     chunk.upto, chunk.position = previous_end, lines.position
     yield chunk
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    return f"a {type(value).__name__}"
