@@ -106,6 +106,10 @@ def id_problem(value: object, kind: str, min_length: int = DEFAULT_MIN_ID_LENGTH
     problem = text_problem(value)
     if problem:
         return f"{kind}: {problem}"
+    if value and not value.strip():
+        # Amplitude would create a user named "   ": surely a blank input. (Checked
+        # before the placeholder list, which holds "" and so every stripped blank.)
+        return f"{kind} must not be only whitespace"
     if value.strip().lower() in PLACEHOLDER_IDS:
         return f"{kind} {value!r} is a placeholder id that Amplitude rejects"
     if len(value) < min_length:
