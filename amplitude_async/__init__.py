@@ -31,13 +31,16 @@ from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._profile import ProfileClient, ProfileOptions, ProfileResult, ProfileStatistics
 from ._profile_models import Propensity, Recommendation, UserProfile
 from ._stats import ClientStats
+from ._transport import AiohttpTransport, AsyncTransport, HttpRequest, HttpResponse
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIStatusError",
+    "AiohttpTransport",
     "AmplitudeClient",
     "AmplitudeError",
+    "AsyncTransport",
     "AuthenticationError",
     "BadRequest",
     "ClientClosed",
@@ -51,6 +54,8 @@ __all__ = [
     "Delivered",
     "Failed",
     "FailureReason",
+    "HttpRequest",
+    "HttpResponse",
     "Identify",
     "ManualClock",
     "Outcome",

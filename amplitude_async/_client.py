@@ -27,7 +27,6 @@ from types import TracebackType
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
 import anyio.abc
 
@@ -46,13 +45,13 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._http import new_session, send
 from ._identify import Identify
 from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._rules import id_problem
 from ._spool import write_spool
 from ._stats import ClientStats, Counters
+from ._transport import AiohttpTransport, AsyncTransport, HttpRequest
 
 __all__ = ["AmplitudeClient"]
 
@@ -127,6 +126,7 @@ class AmplitudeClient:
         server_url: str | None = None,
         config: ClientConfig | None = None,
         clock: Clock | None = None,
+        transport: AsyncTransport | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigurationError("api_key must be a non-empty string")
@@ -145,6 +145,10 @@ class AmplitudeClient:
             raise ConfigurationError(f"server_url must be an http(s) URL, got {url!r}")
         if config is not None and not isinstance(config, ClientConfig):
             raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
+        if transport is not None and not isinstance(transport, AsyncTransport):
+            raise ConfigurationError(
+                f"transport must be an AsyncTransport, got {type(transport).__name__}"
+            )
         self._config = cfg = config or ClientConfig()
         self._url = url
         self._host = parts.netloc
@@ -191,7 +195,10 @@ class AmplitudeClient:
         self._host_task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._failure: BaseException | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._transport: AsyncTransport = transport or AiohttpTransport(
+            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout
+        )
+        self._headers = {"Content-Type": self._encoder.content_type}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._on_outcome = cfg.on_outcome
@@ -207,8 +214,6 @@ class AmplitudeClient:
         self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
-        cfg = self._config
-        self._session = new_session(max_connections=cfg.max_in_flight, timeout=cfg.request_timeout)
         self._stop = asyncio.Event()
         started = asyncio.Event()
         self._host_task = self._loop.create_task(
@@ -221,11 +226,11 @@ class AmplitudeClient:
             self._host_task.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait({self._host_task})
-                await self._session.close()
+                await self._transport.aclose()
             self._state = _State.CLOSED
             raise
         if self._failure is not None:  # failed before it started: never opened
-            await self._session.close()
+            await self._transport.aclose()
             self._state = _State.CLOSED
             raise ClientStateError("the client could not start") from self._failure
         self._state = _State.OPEN
@@ -354,8 +359,7 @@ class AmplitudeClient:
                             path,
                             exc,
                         )
-                if self._session is not None:
-                    await self._session.close()
+                await self._transport.aclose()
                 self._finish_close(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
 
@@ -618,6 +622,8 @@ class AmplitudeClient:
             in_flight=self._in_flight,
             queued=self._unresolved,
             throttled_identities=self._acc.throttled_identities,
+            identities=self._acc.lanes,
+            waiting=len(self._space_waiters),
         )
 
     @property
@@ -805,14 +811,9 @@ class AmplitudeClient:
         counters = self._counters
         counters.requests += 1
         counters.identifications += len(groups)
-        assert self._session is not None
         try:
-            response = await send(
-                self._session,
-                "POST",
-                self._url,
-                data=body,
-                headers={"Content-Type": self._encoder.content_type},
+            response = await self._transport.handle_async_request(
+                HttpRequest("POST", self._url, self._headers, body)
             )
             verdict = classify(response, self._secrets)
         except TransportError as exc:
