@@ -1,8 +1,9 @@
 """``Identify``: one identify operation, built with chained calls and checked as it is built.
 
-Kept compact on purpose: a queued operation is a slots object holding its ids and one
-flat tuple ``(operation, property, value, operation, ...)``; the wire dictionary is
-built only when a batch is encoded. A queued two-operation Identify takes 176 bytes.
+Kept compact on purpose: a queued operation is one slots object holding its ids, one
+flat tuple ``(operation, property, value, operation, ...)`` and the few fields of its
+:class:`~amplitude_async.Receipt` (an Identify is its own receipt); the wire dictionary
+is built only when a batch is encoded. A queued two-operation Identify takes 216 bytes.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from ._errors import ValidationError
+from ._outcome import FROZEN, Receipt
 from ._rules import (
     FIELDS,
     IDENTIFICATION_KEYS,
     NO_VALUE,
     OPERATIONS,
+    PLACEHOLDER_IDS,
     id_problem,
     is_number,
     text_problem,
@@ -40,21 +43,29 @@ _METHOD: Final = {
 }
 # Above this many properties a set is kept to find repeated names in O(1).
 _LINEAR_SCAN_MAX: Final = 8
+# An ASCII id longer than every placeholder, not starting or ending in whitespace (ASCII
+# whitespace is all at or below " "), cannot strip down to a placeholder: the common
+# case skips the full check.
+_PLACEHOLDER_LEN: Final = max(len(p) for p in PLACEHOLDER_IDS)
+_NO_FIELDS: Final = (None,) * 15
 
 Op = tuple[str, str, Any]
 
 
-class Identify:
+class Identify(Receipt):
     """One identify operation: ids, user-property operations and device/location fields.
 
     >>> Identify(user_id="user-1").set("plan", "pro").add("logins", 1)
     Identify(user_id='user-1', $set={'plan': 'pro'}, $add={'logins': 1})
 
     Every method checks its input and raises :class:`ValidationError` at once, so bad
-    input never reaches the queue. Once handed to a client the operation is frozen.
+    input never reaches the queue. Once handed to a client the operation is frozen, and
+    it is its own :class:`~amplitude_async.Receipt`: ``await amp.identify(op)`` returns
+    ``op``, whose ``outcome`` the client sets. Identifies compare by content (``==``) and
+    hash by identity, so receipts can be kept in sets and dicts.
     """
 
-    __slots__ = ("_fields", "_frozen", "_names", "_ops", "device_id", "groups", "user_id")
+    __slots__ = ("_fields", "_names", "_ops", "device_id", "groups", "user_id")
 
     user_id: str | None
     device_id: str | None
@@ -82,45 +93,64 @@ class Identify:
         paying: str | bool | None = None,
         start_version: str | None = None,
     ) -> None:
-        if user_id is None and device_id is None:
-            raise ValidationError("an identification needs a user_id or a device_id (or both)")
+        # The receipt's fields, set here rather than through Receipt.__init__ (the hot
+        # path: one call less per operation).
+        self.outcome = None
+        self._listeners = None
+        self.attempts = 0
+        self.first_sent_at = None
+        self.gen = 0
+        self._flags = 0
         # Length is checked by the client against its own min_id_length; the rest here.
-        for kind, value in (("user_id", user_id), ("device_id", device_id)):
-            if value is not None:
-                problem = id_problem(value, kind, min_length=1)
-                if problem:
-                    raise ValidationError(problem)
+        if user_id is not None and not _plain_id(user_id):
+            _check_id(user_id, "user_id")
+        if device_id is not None:
+            if not _plain_id(device_id):
+                _check_id(device_id, "device_id")
+        elif user_id is None:
+            raise ValidationError("an identification needs a user_id or a device_id (or both)")
         self.user_id = user_id
         self.device_id = device_id
         # Flat and exactly sized: (operation, property, value, operation, ...). One
         # tuple instead of a list of tuples: about 130 bytes less per queued operation.
         self._ops: tuple[Any, ...] = ()
         self._names: set[str] | None = None
-        self._frozen = False
         self._fields: dict[str, Any] | None = None
         self.groups = None
         if groups is not None:
             self.groups = _checked_groups(groups)
-        fields: dict[str, str | bool | None] = {
-            "app_version": app_version,
-            "platform": platform,
-            "os_name": os_name,
-            "os_version": os_version,
-            "device_brand": device_brand,
-            "device_manufacturer": device_manufacturer,
-            "device_model": device_model,
-            "carrier": carrier,
-            "country": country,
-            "region": region,
-            "city": city,
-            "dma": dma,
-            "language": language,
-            "paying": paying,
-            "start_version": start_version,
-        }
-        for name, field_value in fields.items():
-            if field_value is not None:
-                self._set_field(name, field_value)
+        given = (
+            app_version,
+            platform,
+            os_name,
+            os_version,
+            device_brand,
+            device_manufacturer,
+            device_model,
+            carrier,
+            country,
+            region,
+            city,
+            dma,
+            language,
+            paying,
+            start_version,
+        )
+        if given != _NO_FIELDS:
+            for name, field_value in zip(_FIELD_ORDER, given, strict=True):
+                if field_value is not None:
+                    self._set_field(name, field_value)
+
+    @property
+    def op(self) -> Identify:
+        """The operation of this receipt: the Identify itself."""
+        return self
+
+    @property
+    def _frozen(self) -> bool:
+        return bool(self._flags & FROZEN)
+
+    __hash__ = Receipt.__hash__
 
     # -- user-property operations -------------------------------------------------
 
@@ -134,7 +164,7 @@ class Identify:
 
     def add(self, name: str, value: int | float) -> Identify:
         """``$add``: add a number to the property (a missing property starts at 0)."""
-        if not is_number(value):
+        if type(value) is not int and not is_number(value):
             raise ValidationError(
                 f"add({name!r}, ...) needs a finite number, got {type(value).__name__} {value!r}"
             )
@@ -277,32 +307,43 @@ class Identify:
     # -- internals ----------------------------------------------------------------
 
     def _add(self, operation: str, name: str, value: Any) -> Identify:
-        self._check_mutable()
-        if not isinstance(name, str) or not name:
-            raise ValidationError(
-                f"{_METHOD[operation]}(): property name must be a non-empty string, got {name!r}"
-            )
-        if not name.isascii() and text_problem(name):
-            raise ValidationError(f"{_METHOD[operation]}(): property name {text_problem(name)}")
+        if self._flags & FROZEN:
+            self._check_mutable()
+        if type(name) is not str or not name or not name.isascii():
+            self._check_name(operation, name)
         ops = self._ops
-        if ops and ops[0] == "$clearAll":
-            raise ValidationError(
-                "clear_all() cannot be combined with other operations in one Identify"
-            )
-        if self._uses(name):
-            raise ValidationError(
-                f"property {name!r} is already used by another operation in this Identify; "
-                "use a second Identify for a second operation on the same property"
-            )
-        problem = value_problem(value, depth=2)
-        if problem:
-            raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
+        if ops:
+            if ops[0] == "$clearAll":
+                raise ValidationError(
+                    "clear_all() cannot be combined with other operations in one Identify"
+                )
+            if self._uses(name):
+                raise ValidationError(
+                    f"property {name!r} is already used by another operation in this "
+                    "Identify; use a second Identify for a second operation on the same "
+                    "property"
+                )
+        # Plain ASCII text and ints (the usual values) need no further check.
+        kind = type(value)
+        if not ((kind is str and value.isascii()) or kind is int):
+            problem = value_problem(value, depth=2)
+            if problem:
+                raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
         self._ops = ops = (*ops, operation, name, value)
         if self._names is not None:
             self._names.add(name)
         elif len(ops) > 3 * _LINEAR_SCAN_MAX:
             self._names = set(ops[1::3])
         return self
+
+    def _check_name(self, operation: str, name: object) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValidationError(
+                f"{_METHOD[operation]}(): property name must be a non-empty string, got {name!r}"
+            )
+        problem = text_problem(name)
+        if problem:
+            raise ValidationError(f"{_METHOD[operation]}(): property name {problem}")
 
     def _uses(self, name: str) -> bool:
         if self._names is not None:
@@ -324,20 +365,18 @@ class Identify:
         self._fields[name] = value
 
     def _check_mutable(self) -> None:
-        if self._frozen:
+        if self._flags & FROZEN:
             raise ValidationError(
                 "this Identify was already handed to a client and cannot change; build a new one"
             )
 
     def _freeze(self) -> None:
-        self._frozen = True
+        self._flags |= FROZEN
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Identify):
             return NotImplemented
         return self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         parts = []
@@ -352,6 +391,42 @@ class Identify:
         if self._fields:
             parts.extend(f"{k}={v!r}" for k, v in self._fields.items())
         return f"Identify({', '.join(parts)})"
+
+
+def _plain_id(value: object) -> bool:
+    """An id that needs no further check: ASCII text that cannot be a placeholder."""
+    return (
+        type(value) is str
+        and len(value) > _PLACEHOLDER_LEN
+        and value.isascii()
+        and value[0] > " "
+        and value[-1] > " "
+    )
+
+
+def _check_id(value: object, kind: str) -> None:
+    problem = id_problem(value, kind, min_length=1)
+    if problem:
+        raise ValidationError(problem)
+
+
+_FIELD_ORDER: Final = (
+    "app_version",
+    "platform",
+    "os_name",
+    "os_version",
+    "device_brand",
+    "device_manufacturer",
+    "device_model",
+    "carrier",
+    "country",
+    "region",
+    "city",
+    "dma",
+    "language",
+    "paying",
+    "start_version",
+)
 
 
 def _user_properties(ops: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
