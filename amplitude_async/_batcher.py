@@ -127,9 +127,9 @@ class Builder:
         max_items = limits.item_limit
         lane_limit = limits.lane_limit
         batch = self.batch
+        if lanes.plain and not self._single_lanes(until):
+            return False
         while not self.full and len(batch.units) < max_items:
-            if until is not None and batch.units and time.perf_counter() > until:
-                return False
             lane = lanes.next_lane()
             if lane is None:
                 break
@@ -149,7 +149,59 @@ class Builder:
                 lanes.requeue(lane)  # nothing of it fit: first in line for the next batch
             else:
                 lanes.done_with(lane, now)  # everything it offered was refused
+            # Every call takes at least one lane; then the slice may be over.
+            if until is not None and time.perf_counter() > until and lanes.has_sendable():
+                return False
         self.full = True
+        return True
+
+    def _single_lanes(self, until: float | None) -> bool:
+        """The common case, kept tight: READY lanes of one unit each, nobody held, no
+        limit near. Anything else (a longer lane, a value that does not encode, a size
+        near a limit) is left where it is for the general loop. False when the slice is
+        over first."""
+        lanes = self._lanes
+        ready = lanes.ready
+        encode = self._encoder.encode_item
+        expansion = self._encoder.expansion
+        limits = self._limits
+        limit = limits.size_limit
+        max_items = limits.item_limit
+        over_alone = limits.max_bytes - self._alone
+        sep = self._sep
+        batch = self.batch
+        out_units, items, out_lanes = batch.units, batch.items, batch.lanes
+        size, unsized = self._size, self._unsized
+        taken = 0
+        try:
+            while ready and len(out_units) < max_items:
+                lane = ready[0]
+                units = lane.units
+                if len(units) != 1:
+                    break
+                unit = units[0]
+                try:
+                    encoded = encode(unit.to_dict())
+                except ENCODE_ERRORS:
+                    break
+                worst = len(encoded) * expansion
+                cost = sep if out_units else 0
+                if worst > over_alone or size + unsized + worst + cost > limit:
+                    break
+                ready.popleft()
+                units.clear()
+                lane.state = BUSY
+                out_lanes.append(lane)
+                out_units.append(unit)
+                items.append(encoded)
+                unsized += worst
+                size += cost
+                taken += 1
+                if not taken & 63 and until is not None and time.perf_counter() > until:
+                    return False
+        finally:
+            lanes.ready_units -= taken
+            self._size, self._unsized = size, unsized
         return True
 
     def _take(self, units: list[Unit]) -> int:

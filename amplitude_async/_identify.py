@@ -43,10 +43,9 @@ _METHOD: Final = {
 }
 # Above this many properties a set is kept to find repeated names in O(1).
 _LINEAR_SCAN_MAX: Final = 8
-# An ASCII id longer than every placeholder, not starting or ending in whitespace (ASCII
-# whitespace is all at or below " "), cannot strip down to a placeholder: the common
-# case skips the full check.
-_PLACEHOLDER_LEN: Final = max(len(p) for p in PLACEHOLDER_IDS)
+# An ASCII id not starting or ending in whitespace strips to itself: it is a placeholder
+# only if its length is one of theirs and it is one (the common case skips the rest).
+_PLACEHOLDER_LENGTHS: Final = frozenset(len(p) for p in PLACEHOLDER_IDS)
 _NO_FIELDS: Final = (None,) * 15
 
 Op = tuple[str, str, Any]
@@ -394,13 +393,15 @@ class Identify(Receipt):
 
 
 def _plain_id(value: object) -> bool:
-    """An id that needs no further check: ASCII text that cannot be a placeholder."""
+    """An id that needs no further check: ASCII text without surrounding whitespace
+    (ASCII whitespace is all at or below " ") that is no placeholder."""
     return (
         type(value) is str
-        and len(value) > _PLACEHOLDER_LEN
         and value.isascii()
+        and value != ""
         and value[0] > " "
         and value[-1] > " "
+        and (len(value) not in _PLACEHOLDER_LENGTHS or value.lower() not in PLACEHOLDER_IDS)
     )
 
 

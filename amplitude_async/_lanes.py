@@ -155,6 +155,11 @@ class Lanes:
             deadline = top if deadline is None else min(deadline, top)
         return deadline
 
+    @property
+    def plain(self) -> bool:
+        """No lane is URGENT and nobody is held: the batcher's fast path applies."""
+        return not self._urgent and not self._throttle
+
     def has_sendable(self) -> bool:
         return bool(self.ready or self._urgent)
 
