@@ -30,7 +30,7 @@ import anyio
 from ._batcher import Batcher
 from ._clock import Clock, SystemClock
 from ._config import ClientConfig
-from ._encode import BatchEncoder, form_escape
+from ._encode import BatchEncoder
 from ._errors import ClientClosed, ClientNotStarted, ClientStateError, ConfigurationError
 from ._identify import Identify
 from ._intake import Intake
@@ -39,11 +39,13 @@ from ._ledger import Ledger
 from ._limits import RequestLimits
 from ._outcome import FailureReason, Outcome, Receipt
 from ._request import RequestHandler
+from ._scrub import Scrubber
 from ._sender import Sender
 from ._spool import write_spool
 from ._stats import ClientStats
 from ._throttle import ThrottleMap
 from ._transport import AiohttpTransport, AsyncTransport
+from ._uncancellable import wait_out
 
 __all__ = ["AmplitudeClient"]
 
@@ -120,14 +122,12 @@ class AmplitudeClient:
         self._config = cfg = config or ClientConfig()
         self._url = url
         self._clock: Clock = clock or SystemClock()
+        # Cuts the key, in any spelling an echo may use, out of every server text.
+        scrub = Scrubber(api_key)
         self._transport: AsyncTransport = transport or AiohttpTransport(
-            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout
+            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout, scrub=scrub
         )
         encoder = BatchEncoder(api_key, cfg.encoding)
-        # The key as it may come back in an echoed body: raw (JSON, multipart) and
-        # form-escaped. Longest first, so a longer form is cut out whole.
-        escaped = form_escape(api_key.encode("utf-8")).decode("ascii")
-        secrets = tuple(sorted({api_key, escaped}, key=len, reverse=True))
         # The stages, each owning its state (docs/architecture.md).
         self._ledger = ledger = Ledger(cfg.on_outcome)
         self._throttle = ThrottleMap(cfg.throttle_map_max)
@@ -145,7 +145,7 @@ class AmplitudeClient:
             url=url,
             host=parts.netloc,
             encoder=encoder,
-            secrets=secrets,
+            scrub=scrub,
             ledger=ledger,
             limits=limits,
             throttle=self._throttle,
@@ -168,9 +168,16 @@ class AmplitudeClient:
         # may close the client, under any timeout.
         self._host_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        # The task that stops, fails the leftovers, spools and closes (see aclose()).
+        self._closer: asyncio.Task[tuple[list[Identify], OSError | None]] | None = None
+        # Closed because the loop ended (asyncio.run returning) with the client open: the
+        # reason CLOSED gives in its error.
+        self._orphaned = False
+        self._warned_closed_loop = False
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._intake.loop_error = self._loop_error
 
     # -- the state machine ------------------------------------------------------------
 
@@ -199,7 +206,40 @@ class AmplitudeClient:
             )
             error.__cause__ = self._failure
             return error
+        if self._orphaned:
+            return ClientClosed(
+                "the client's event loop ended before aclose() was called (what was queued "
+                "failed with reason shutdown); open a new AmplitudeClient on this event loop"
+            )
         return ClientClosed("the client is closed; operations are no longer accepted")
+
+    def _check_loop(self) -> None:
+        """Refuse a call from any loop but the client's own (its events, futures and
+        transport belong to that loop: used from another one, a receipt never resolves)."""
+        loop = self._loop
+        if loop is not None and asyncio._get_running_loop() is not loop:
+            raise self._loop_error()
+
+    def _loop_error(self) -> ClientStateError:
+        loop = self._loop
+        if loop is not None and loop.is_closed():
+            if not self._warned_closed_loop:
+                self._warned_closed_loop = True
+                warnings.warn(
+                    f"{self!r} is used after its event loop was closed without aclose(); "
+                    "its queued operations are lost",
+                    ResourceWarning,
+                    stacklevel=3,
+                )
+            return ClientClosed(
+                "the event loop this client was opened on is closed (and aclose() was never "
+                "called); open a new AmplitudeClient on this event loop"
+            )
+        return ClientStateError(
+            "this AmplitudeClient belongs to the event loop it was opened on, not this one "
+            "(or this thread has none); use it on that loop, or from another thread call "
+            "identify_threadsafe()"
+        )
 
     def _auth_failed(self, status: int | None) -> None:
         if self._sender.before_batch == self._fail_all_auth:
@@ -228,7 +268,7 @@ class AmplitudeClient:
             raise ClientStateError(
                 f"an AmplitudeClient can be opened once; this one is {self._state.value}"
             )
-        self._loop = asyncio.get_running_loop()
+        self._loop = self._intake.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         started = asyncio.Event()
         self._host_task = self._loop.create_task(self._host(started), name="amplitude_async")
@@ -260,7 +300,11 @@ class AmplitudeClient:
                 # back to their lanes (see Sender._send) and are failed by the closer.
                 tg.cancel_scope.cancel()
         except asyncio.CancelledError:
-            raise  # the loop is going away (asyncio.run ending): nothing to report
+            if not self._stop.is_set() and self._state in (_S.OPEN, _S.AUTH_FAILED):
+                # Cancelled from outside, not by aclose(): the loop is going away
+                # (asyncio.run ending) with the client still open.
+                await self._orphan()
+            raise
         except BaseException as exc:
             # A bug in the pipeline: refuse intake and wake every waiter with the error
             # now (nothing would ever resolve their operations); aclose() fails what is
@@ -277,6 +321,32 @@ class AmplitudeClient:
             raise
         finally:
             started.set()
+
+    async def _orphan(self) -> None:
+        """The loop is ending and nobody closed the client: say so (ResourceWarning),
+        fail what is left with "shutdown" (its receipts and threads hear of it), spool
+        it and close the transport, so that nothing waits for ever."""
+        self._orphaned = True
+        self._enter(_S.CLOSING)
+        undelivered = self._fail_leftovers()
+        warnings.warn(
+            f"{self!r} was not closed before its event loop ended: {len(undelivered)} "
+            "operation(s) failed with reason shutdown. Use 'async with AmplitudeClient(...)' "
+            "or await aclose() before the loop ends.",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        spooled = True
+        path = self._config.spool_path
+        if undelivered and path:
+            try:
+                # Blocking, on purpose: the loop is ending, a worker thread may not run.
+                write_spool(path, undelivered)
+            except OSError as exc:
+                spooled = False
+                logger.error("could not append to the spool %s: %s", path, exc)
+        await self._transport.aclose()
+        self._finish_close(undelivered, spooled=spooled)
 
     async def __aexit__(
         self,
@@ -296,9 +366,12 @@ class AmplitudeClient:
         to ``on_undelivered`` and appended to ``spool_path`` when set). Closing twice is
         harmless. If the spool cannot be written, the :class:`OSError` is raised after
         everything else is done (outcomes, ``on_undelivered``, the transport closed)."""
+        if self._state is _S.CLOSING or self._state is _S.CLOSED:
+            return []  # closing twice is harmless, from any loop
         if self._state is _S.UNOPENED:
             self._enter(_S.CLOSED)
             return []
+        self._check_loop()
         return await self._shutdown(drain=True)
 
     async def _shutdown(self, *, drain: bool) -> list[Identify]:
@@ -333,39 +406,50 @@ class AmplitudeClient:
 
     async def _stop_and_fail_leftovers(self) -> tuple[list[Identify], OSError | None]:
         """Stop every task, fail what is left with "shutdown", spool it, close. Returns
-        the undelivered operations and the error that kept them from the spool, if any."""
+        the undelivered operations and the error that kept them from the spool, if any.
+
+        The work runs in a task of its own, waited out: a closer cancelled any number of
+        times (a supervisor retrying its cancel, ``wait_for`` timing out) still gets
+        every receipt resolved, the spool written and the transport closed before its
+        cancellation goes on."""
+        if self._closer is None:
+            assert self._loop is not None
+            self._closer = self._loop.create_task(
+                self._close_down(), name="amplitude_async client close"
+            )
+        return await wait_out(self._closer)
+
+    async def _close_down(self) -> tuple[list[Identify], OSError | None]:
         assert self._host_task is not None
         self._stop.set()
         undelivered: list[Identify] = []
         spool_error: OSError | None = None
         try:
-            # Shielded: a cancelled closer still waits for the tasks to stop (at once:
-            # they are only cancelled), so that no request is in flight below.
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait({self._host_task})
+            # No request is in flight once the host task has ended (its tasks are only
+            # cancelled, so it ends at once).
+            await asyncio.wait({self._host_task})
             failure = None if self._host_task.cancelled() else self._host_task.exception()
             if failure is not None:
                 raise failure
         finally:
             # Also when a background task failed: every receipt still gets its outcome
             # and the transport is closed.
-            with anyio.CancelScope(shield=True):
-                undelivered = self._fail_leftovers()
-                path = self._config.spool_path
-                if undelivered and path:
-                    try:
-                        await anyio.to_thread.run_sync(write_spool, path, undelivered)
-                    except OSError as exc:
-                        # Not written: still close and hand the operations over below.
-                        spool_error = exc
-                        logger.error(
-                            "could not append %d undelivered operation(s) to the spool %s: %s",
-                            len(undelivered),
-                            path,
-                            exc,
-                        )
-                await self._transport.aclose()
-                self._finish_close(undelivered, spooled=spool_error is None)
+            undelivered = self._fail_leftovers()
+            path = self._config.spool_path
+            if undelivered and path:
+                try:
+                    await anyio.to_thread.run_sync(write_spool, path, undelivered)
+                except OSError as exc:
+                    # Not written: still close and hand the operations over below.
+                    spool_error = exc
+                    logger.error(
+                        "could not append %d undelivered operation(s) to the spool %s: %s",
+                        len(undelivered),
+                        path,
+                        exc,
+                    )
+            await self._transport.aclose()
+            self._finish_close(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
 
     def _fail_leftovers(self) -> list[Identify]:
@@ -440,8 +524,9 @@ class AmplitudeClient:
     async def flush(self) -> None:
         """Send now, and return once every operation enqueued before the call has an
         outcome (delivered or failed)."""
-        if self._state is _S.UNOPENED or self._state is _S.FAILED:
+        if self._state is _S.UNOPENED or self._state is _S.FAILED or self._orphaned:
             raise self._state_error()
+        self._check_loop()
         waiter = self._ledger.flush_waiter()
         if waiter is None:
             return

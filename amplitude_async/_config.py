@@ -45,8 +45,12 @@ class ClientConfig:
     #: An operation that keeps failing with retriable errors fails this long after its
     #: first attempt (reason "retries_exhausted").
     retry_deadline: float = 300.0
-    #: How long identities named in a 429 are held back.
+    #: How long identities named in a 429 are held back (when it has no Retry-After).
     throttle_hold: float = 15.0
+    #: Every 429 holds its identities at least this long, whatever its Retry-After says
+    #: (``Retry-After: 0`` would otherwise re-send at once: a request storm). Never more
+    #: than ``throttle_hold``: a shorter throttle_hold (in tests, say) lowers it too.
+    min_throttle_hold: float = 1.0
     #: Identities held at once, at most; past it the holds ending soonest are let go.
     throttle_map_max: int = 100_000
     #: Shortest user_id / device_id accepted.
@@ -86,6 +90,7 @@ class ClientConfig:
         _seconds("retry_cap", self.retry_cap, allow_zero=True)
         _seconds("retry_deadline", self.retry_deadline, allow_zero=True)
         _seconds("throttle_hold", self.throttle_hold, allow_zero=True)
+        _seconds("min_throttle_hold", self.min_throttle_hold, allow_zero=True)
         _seconds("shutdown_timeout", self.shutdown_timeout, allow_zero=True)
         if self.retry_cap < self.retry_base:
             raise ConfigurationError(

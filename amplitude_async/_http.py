@@ -4,10 +4,17 @@ aiohttp's exceptions are translated here, once, into :class:`TransportError` sub
 (``raise ... from exc``), so the rest of the package never catches third-party errors.
 Messages name the host and the error class, never a URL query or a header (where a
 key could be).
+
+Answers are hostile input: :func:`send` reads at most ``max_body`` bytes of a body, and
+inflates a gzip/deflate body itself, in steps that stop at that bound (aiohttp's own
+decompression is switched off), so neither a 100 MB error page nor a gzip bomb costs
+more than ``max_body`` bytes of memory or of work on the loop. A body cut short is
+flagged ``truncated`` and its connection is closed, not reused.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +23,18 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._errors import ConnectError, RequestTimeout
+from ._scrub import Scrubber
 
-__all__ = ["HttpResponse", "new_session", "send"]
+__all__ = ["ANSWER_MAX_BYTES", "HttpResponse", "new_session", "send"]
+
+#: Bytes of an ``/identify`` answer read, at most (after decompression). The client needs
+#: only the status and a short error body; a 429 naming a thousand 100-character ids
+#: still fits.
+ANSWER_MAX_BYTES = 256 * 1024
+#: Read in pieces of this size (also the most a single inflate step produces past need).
+_CHUNK = 64 * 1024
+# Only codings we can inflate with a bound are asked for; aiohttp would add br/zstd.
+_ACCEPT_ENCODING = "gzip, deflate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +44,9 @@ class HttpResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    #: The body was longer than the bound (or in a coding we do not read): ``body``
+    #: holds only its start (or nothing).
+    truncated: bool = False
 
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
@@ -49,8 +69,8 @@ def new_session(*, max_connections: int, timeout: float) -> aiohttp.ClientSessio
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout),
-        # Our bodies are bytes we encoded ourselves; skip aiohttp's charset guessing.
-        auto_decompress=True,
+        # Decompressed by _read_body, with a bound: aiohttp would inflate a bomb whole.
+        auto_decompress=False,
         raise_for_status=False,
     )
 
@@ -64,8 +84,15 @@ async def send(
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - aiohttp's per-request timeout
+    max_body: int = ANSWER_MAX_BYTES,
+    scrub: Scrubber | None = None,
 ) -> HttpResponse:
-    """Send one request and read the whole answer, or raise a :class:`TransportError`."""
+    """Send one request and read its answer (at most ``max_body`` bytes of body, after
+    decompression), or raise a :class:`TransportError`.
+
+    aiohttp's error texts may quote what the server sent (an echoed request, secrets
+    included): ``scrub`` cuts the secrets out of the message, and an error whose text
+    held one is raised without its aiohttp cause, so no traceback shows it either."""
     host = urlsplit(url).netloc
     try:
         # Passing timeout=None would switch the session's timeout off: only pass one
@@ -73,34 +100,72 @@ async def send(
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        sent_headers = {"Accept-Encoding": _ACCEPT_ENCODING}
+        if headers:
+            sent_headers.update(headers)
         async with session.request(
             method,
             url,
             data=data,
-            headers=headers,
+            headers=sent_headers,
             params=params,
             allow_redirects=False,
             **extra,
         ) as response:
-            body = await response.read()
-            return HttpResponse(response.status, response.headers, body)
+            body, truncated = await _read_body(response, max_body)
+            if truncated:
+                # The rest is never read: this connection cannot carry another request.
+                response.close()
+            return HttpResponse(response.status, response.headers, body, truncated)
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise RequestTimeout(f"no answer from {host} in time ({type(exc).__name__})") from exc
     except aiohttp.ClientConnectorError as exc:
         # The connection never opened: nothing was sent.
-        raise ConnectError(
-            f"could not connect to {host}: {type(exc).__name__}: {_safe(exc)}",
-            maybe_applied=False,
-        ) from exc
+        text, leaked = _safe(exc, scrub)
+        error = ConnectError(
+            f"could not connect to {host}: {type(exc).__name__}: {text}", maybe_applied=False
+        )
+        raise error from (None if leaked else exc)
     except aiohttp.ClientError as exc:
-        raise ConnectError(
-            f"connection to {host} failed: {type(exc).__name__}: {_safe(exc)}"
-        ) from exc
+        text, leaked = _safe(exc, scrub)
+        error = ConnectError(f"connection to {host} failed: {type(exc).__name__}: {text}")
+        raise error from (None if leaked else exc)
     except OSError as exc:
         raise ConnectError(f"connection to {host} failed: {type(exc).__name__}") from exc
 
 
-def _safe(exc: BaseException) -> str:
-    """The exception's text with any URL query cut off (queries may carry ids)."""
+async def _read_body(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the (inflated) body, and whether there was more."""
+    coding = response.headers.get("Content-Encoding", "").strip().lower()
+    inflater = None
+    if coding in ("gzip", "x-gzip", "deflate"):
+        # wbits 32+: a gzip or zlib header, whichever the server sent.
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
+    elif coding not in ("", "identity"):
+        return b"", True  # not asked for, and not inflatable with a bound: not read
+    out = bytearray()
+    raw = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        raw += len(chunk)
+        if inflater is not None:
+            try:
+                # At most what is still wanted, plus one byte to see that there is more;
+                # the rest of the input stays in unconsumed_tail, never inflated.
+                chunk = inflater.decompress(chunk, limit + 1 - len(out))
+            except zlib.error:
+                return bytes(out), True
+        out += chunk
+        if len(out) > limit or raw > limit:
+            del out[limit:]
+            return bytes(out), True
+    return bytes(out), False
+
+
+def _safe(exc: BaseException, scrub: Scrubber | None) -> tuple[str, bool]:
+    """The exception's text, scrubbed, with any URL query cut off (queries may carry
+    ids), and whether a secret had to be cut out of it."""
     text = str(exc)
-    return text.split("?", 1)[0][:200]
+    if scrub is None:
+        return text.split("?", 1)[0][:200], False
+    cleaned = scrub(text)
+    return cleaned.split("?", 1)[0][:200], cleaned != text

@@ -252,9 +252,12 @@ class Identify(Receipt):
             )
         unknown = sorted(str(k) for k in obj if k not in IDENTIFICATION_KEYS)
         if unknown:
+            example = unknown[0] if not unknown[0].startswith("$") else "plan"
             raise ValidationError(
-                f"unknown identification field(s) {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(sorted(IDENTIFICATION_KEYS))}"
+                f"unknown identification field(s) {', '.join(map(repr, unknown))}; an "
+                "identification has user_id, device_id, user_properties, groups and the "
+                f"fields {', '.join(FIELDS)}. User properties go inside user_properties: "
+                f'{{"user_id": "user-1", "user_properties": {{"$set": {{"{example}": ...}}}}}}'
             )
         fields = {name: obj[name] for name in FIELDS if obj.get(name) is not None}
         op = cls(

@@ -28,6 +28,7 @@ from ._ledger import Ledger
 from ._outcome import FROZEN, Failed, FailureReason, Outcome, Receipt
 from ._rules import id_problem
 from ._sender import Sender
+from ._size_floor import oversize_problem
 
 __all__ = ["Intake"]
 
@@ -70,6 +71,7 @@ class Intake:
         "_config",
         "_lanes",
         "_ledger",
+        "_max_bytes",
         "_max_items",
         "_min_id_length",
         "_queue_max",
@@ -77,6 +79,8 @@ class Intake:
         "_since_yield",
         "_waiters",
         "auth_failed",
+        "loop",
+        "loop_error",
         "refusal",
     )
 
@@ -96,6 +100,7 @@ class Intake:
         self._queue_max = config.queue_max
         self._max_items = config.batch_max_items
         self._min_id_length = config.min_id_length
+        self._max_bytes = config.batch_max_bytes
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._since_yield = 0
         #: Why operations are refused at the call (a factory of the error), or None
@@ -103,6 +108,10 @@ class Intake:
         self.refusal: Callable[[], ClientStateError] | None = None
         #: The API key was refused: operations are accepted and fail at once with auth.
         self.auth_failed = False
+        #: The loop the client was opened on (its events and futures belong to it), and
+        #: the error for a call from any other.
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_error: Callable[[], ClientStateError] = _no_loop_error
         ledger.on_room = self._room
 
     @property
@@ -114,6 +123,8 @@ class Intake:
 
     async def submit(self, op: Identify) -> Receipt:
         self.check(op)
+        if asyncio._get_running_loop() is not self.loop:
+            raise self.loop_error()
         if self._ledger.unresolved >= self._queue_max:
             if self._config.on_full != "wait":
                 return self._full(op)
@@ -129,6 +140,8 @@ class Intake:
 
     def submit_nowait(self, op: Identify) -> Receipt:
         self.check(op)
+        if asyncio._get_running_loop() is not self.loop:
+            raise self.loop_error()
         if self._ledger.unresolved >= self._queue_max:
             return self._full(op)
         self._enqueue(op)
@@ -186,6 +199,9 @@ class Intake:
             self._refuse_short_id(user_id, "user_id")
         if device_id is not None and len(device_id) < min_length:
             self._refuse_short_id(device_id, "device_id")
+        too_large = oversize_problem(op, self._max_bytes)
+        if too_large:
+            raise ValidationError(too_large)
 
     def _refuse_short_id(self, value: str, kind: str) -> None:
         problem = id_problem(value, kind, self._min_id_length)
@@ -208,11 +224,11 @@ class Intake:
                 op,
                 Failed(
                     FailureReason.DROPPED,
-                    f"intake full ({self._queue_max} operations); dropped by on_full='drop'",
+                    f"intake full (queue_max={self._queue_max}); dropped by on_full='drop'",
                 ),
             )
             return op
-        raise QueueFull(f"intake is full ({self._queue_max} operations waiting for an outcome)")
+        raise QueueFull(_queue_full_message(self._queue_max, self._config.on_full))
 
     def _enqueue(self, op: Identify) -> None:
         op._flags |= FROZEN
@@ -263,6 +279,25 @@ class Intake:
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(error)
+
+
+def _queue_full_message(queue_max: int, on_full: str) -> str:
+    """Why QueueFull was raised, naming the settings that decide it and what to change."""
+    full = f"intake is full: queue_max={queue_max} operations are waiting for an outcome"
+    if on_full == "wait":
+        # Only identify_nowait() raises under "wait": it cannot wait for room.
+        return (
+            f"{full}; identify_nowait() cannot wait for room: await identify() waits "
+            "(on_full='wait'), or raise queue_max"
+        )
+    return (
+        f"{full} and on_full={on_full!r}; raise queue_max, or use on_full='wait' "
+        "(identify() waits for room) or on_full='drop' (a 'dropped' outcome)"
+    )
+
+
+def _no_loop_error() -> ClientStateError:
+    return ClientStateError("the client is not open on an event loop")
 
 
 def _set_future(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:

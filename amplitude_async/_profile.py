@@ -56,8 +56,10 @@ from ._errors import (
     UserNotFound,
 )
 from ._http import HttpResponse, new_session, send
+from ._jsonguard import ANSWER_NESTING_MAX, decode_or_none, too_deep
 from ._profile_models import UserProfile, decode_envelope
 from ._ratelimit import RateLimiter
+from ._scrub import Scrubber
 from ._ttlcache import TTLCache
 
 __all__ = [
@@ -75,6 +77,9 @@ DEFAULT_PROFILE_URL = "https://profile-api.amplitude.com/v1/userprofile"
 NOT_SEEN_BEFORE = "User id and device id not seen before"
 # Pause for get_many's pacer after a 429 that did not say how long to wait.
 _DEFAULT_429_HOLD = 1.0
+#: Bytes of a profile answer read, at most (after decompression): a larger answer is an
+#: APIStatusError, not a profile. Profiles with every part asked for are far smaller.
+PROFILE_ANSWER_MAX_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger("amplitude_async.profile")
 
@@ -228,18 +233,15 @@ _State = Literal["unopened", "open", "closed"]
 class _Secret:
     """Holds the secret key; its repr and str never show it."""
 
-    __slots__ = ("_headers", "_value")
+    __slots__ = ("_headers", "scrub")
 
     def __init__(self, value: str) -> None:
-        self._value = value
         self._headers = {"Authorization": f"Api-Key {value}", "Accept": "application/json"}
+        #: Cuts the key, in any spelling, out of a text (in case a server echoes it).
+        self.scrub = Scrubber(value)
 
     def headers(self) -> dict[str, str]:
         return self._headers
-
-    def scrub(self, text: str) -> str:
-        """``text`` with the key cut out, in case a server ever echoes it."""
-        return text.replace(self._value, "[redacted]")
 
     def __repr__(self) -> str:
         return "<secret>"
@@ -564,6 +566,8 @@ class ProfileClient:
                     params=params,
                     headers=self._secret.headers(),
                     timeout=min(self._timeout, max(deadline - now, 0.001)),
+                    max_body=PROFILE_ANSWER_MAX_BYTES,
+                    scrub=self._secret.scrub,
                 )
                 return self._answer(response)
             except (ServerError, TransportError) as exc:
@@ -584,9 +588,23 @@ class ProfileClient:
         """The profile in a response, or the error it stands for."""
         status = response.status
         if 200 <= status < 300:
+            if response.truncated:
+                raise APIStatusError(
+                    f"profile API answered {status} with a body of more than "
+                    f"{PROFILE_ANSWER_MAX_BYTES} bytes (or in an unreadable encoding); "
+                    "not read",
+                    status=status,
+                )
+            if too_deep(response.body, ANSWER_NESTING_MAX):
+                raise APIStatusError(
+                    f"profile API answered {status} with a body that is not a profile: "
+                    f"nested more than {ANSWER_NESTING_MAX} deep",
+                    status=status,
+                )
             try:
                 profile, error = decode_envelope(response.body)
-            except msgspec.DecodeError as exc:
+            # RecursionError: hostile input on a stack that was already deep.
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise APIStatusError(
                     f"profile API answered {status} with a body that is not a profile: {exc}",
                     status=status,
@@ -596,10 +614,10 @@ class ProfileClient:
             if profile is not None:
                 return profile
             raise APIStatusError(
-                self._secret.scrub(error or "profile API answered without userData"),
+                self._secret.scrub.cut(error or "profile API answered without userData", 500),
                 status=status,
             )
-        message = self._secret.scrub(_error_message(response))
+        message = _error_message(response, self._secret.scrub)
         if _is_not_found(message):
             raise UserNotFound(NOT_SEEN_BEFORE, status=status)
         if status == 401:
@@ -620,17 +638,16 @@ class _ErrorBody(msgspec.Struct):
 _error_decoder = msgspec.json.Decoder(_ErrorBody)
 
 
-def _error_message(response: HttpResponse) -> str:
-    """Amplitude's ``{"error": ...}`` text if the body has one, else the plain body."""
+def _error_message(response: HttpResponse, scrub: Scrubber) -> str:
+    """Amplitude's ``{"error": ...}`` text if the body has one, else the plain body;
+    scrubbed before it is cut to 500 characters (a key cut in two would escape)."""
     body = response.body
     if body[:1] == b"{":
-        try:
-            error = _error_decoder.decode(body).error
-        except msgspec.DecodeError:
-            error = None
+        parsed = decode_or_none(_error_decoder.decode, body, ANSWER_NESTING_MAX)
+        error = parsed.error if parsed is not None else None
         if error:
-            return error[:500]
-    text = response.text().strip()[:500]
+            return scrub.cut(error, 500)
+    text = scrub.cut(response.text().strip(), 500)
     return text or f"HTTP {response.status}"
 
 

@@ -33,6 +33,7 @@ from ._ledger import Ledger, log_failed
 from ._limits import RequestLimits
 from ._outcome import AMBIGUOUS, FailureReason
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
+from ._scrub import Scrubber
 from ._stats import Counters
 from ._throttle import ThrottleMap
 from ._transport import AsyncTransport, HttpRequest
@@ -71,7 +72,7 @@ class RequestHandler:
         url: str,
         host: str,
         encoder: BatchEncoder,
-        secrets: tuple[str, ...],
+        scrub: Scrubber,
         ledger: Ledger,
         limits: RequestLimits,
         throttle: ThrottleMap,
@@ -84,7 +85,8 @@ class RequestHandler:
         self._host = host
         self._encoder = encoder
         self._headers = {"Content-Type": encoder.content_type}
-        self._secrets = secrets
+        #: Cuts the API key, in any spelling, out of every text the server sends.
+        self._scrub = scrub
         self._ledger = ledger
         self._counters: Counters = ledger.counters
         self._limits = limits
@@ -123,9 +125,9 @@ class RequestHandler:
             response = await self._transport.handle_async_request(
                 HttpRequest("POST", self._url, self._headers, body)
             )
-            verdict = classify(response, self._secrets)
+            verdict = classify(response, self._scrub)
         except TransportError as exc:
-            verdict = classify_transport_error(exc)
+            verdict = classify_transport_error(exc, self._scrub)
         except asyncio.CancelledError:
             # Closing (or cancelled) with this request in flight: the server may have
             # applied it. Its operations fail with maybe_applied=True.
@@ -189,9 +191,10 @@ class RequestHandler:
                     users.add(unit.user_id)
                 if unit.device_id is not None:
                     devices.add(unit.device_id)
-        hold = (
-            verdict.retry_after if verdict.retry_after is not None else self._config.throttle_hold
-        )
+        cfg = self._config
+        hold = verdict.retry_after if verdict.retry_after is not None else cfg.throttle_hold
+        # A floor whatever the server says: Retry-After: 0 must not become a storm.
+        hold = max(hold, min(cfg.min_throttle_hold, cfg.throttle_hold))
         held = [u for u in remaining if u.user_id in users or u.device_id in devices]
         if users or devices:
             self._throttle.hold(users, devices, self._clock.now() + hold)

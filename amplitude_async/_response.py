@@ -14,7 +14,9 @@ import msgspec
 
 from ._errors import TransportError
 from ._http import HttpResponse
+from ._jsonguard import ANSWER_NESTING_MAX, decode_or_none
 from ._rules import INVALID_API_KEY_TEXT
+from ._scrub import REDACTED, Scrubber
 
 __all__ = ["REDACTED", "Verdict", "VerdictKind", "classify", "classify_transport_error"]
 
@@ -22,8 +24,8 @@ __all__ = ["REDACTED", "Verdict", "VerdictKind", "classify", "classify_transport
 # a retry can duplicate. 503 and 429 were not applied.
 _AMBIGUOUS_STATUSES = frozenset((500, 502, 504))
 _MESSAGE_MAX = 300
-#: What a secret echoed by the server is replaced with.
-REDACTED = "[redacted]"
+#: No secrets to cut out (a classify() called without a scrubber).
+_NOTHING = Scrubber()
 
 
 class VerdictKind(enum.Enum):
@@ -77,33 +79,29 @@ _decode_error_body = msgspec.json.Decoder(_ErrorBody).decode
 
 
 def _parse(body: bytes) -> _ErrorBody | None:
-    try:
-        return _decode_error_body(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    # Hostile input: a body nested thousands deep must not raise RecursionError here
+    # (it would kill the sender); it is simply not a body we understand.
+    return decode_or_none(_decode_error_body, body, ANSWER_NESTING_MAX)
 
 
-def _message(response: HttpResponse, parsed: _ErrorBody | None, secrets: tuple[str, ...]) -> str:
+def _message(response: HttpResponse, parsed: _ErrorBody | None, scrub: Scrubber) -> str:
     if parsed is not None and parsed.error:
         text = parsed.error
     else:
         text = response.text().strip() or f"HTTP {response.status}"
-    # A server or proxy may echo the request, key included: cut it out before the text
-    # is shortened (a key cut in two would escape the replace) and shown anywhere.
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text[:_MESSAGE_MAX]
+    # A server or proxy may echo the request, key included: cut it out (in any
+    # spelling) before the text is shortened and shown anywhere.
+    return scrub.cut(text, _MESSAGE_MAX)
 
 
-def classify(response: HttpResponse, secrets: tuple[str, ...] = ()) -> Verdict:
-    """The meaning of one answer from ``/identify``. ``secrets`` (the API key, as sent)
-    are cut out of the server's message."""
+def classify(response: HttpResponse, scrub: Scrubber = _NOTHING) -> Verdict:
+    """The meaning of one answer from ``/identify``. ``scrub`` cuts the secrets (the
+    API key) out of the server's message."""
     status = response.status
     if 200 <= status < 300:
         return Verdict(VerdictKind.DELIVERED, status)
     parsed = _parse(response.body) if response.body[:1] == b"{" else None
-    message = _message(response, parsed, secrets)
+    message = _message(response, parsed, scrub)
     if status in (401, 403) or (status == 400 and _is_invalid_key(message)):
         return Verdict(VerdictKind.AUTH, status, "the API key was not accepted")
     if status == 429:
@@ -139,10 +137,11 @@ def classify(response: HttpResponse, secrets: tuple[str, ...] = ()) -> Verdict:
     return Verdict(VerdictKind.INVALID, status, message, indices=None, narrow=False)
 
 
-def classify_transport_error(exc: TransportError) -> Verdict:
+def classify_transport_error(exc: TransportError, scrub: Scrubber = _NOTHING) -> Verdict:
     """A request that got no answer: retry; it may have been applied unless it never left."""
     # A connection that could not be opened sent nothing; a reset or timeout may have.
-    return Verdict(VerdictKind.RETRY, None, str(exc)[:_MESSAGE_MAX], ambiguous=exc.maybe_applied)
+    message = scrub.cut(str(exc), _MESSAGE_MAX)
+    return Verdict(VerdictKind.RETRY, None, message, ambiguous=exc.maybe_applied)
 
 
 def _is_invalid_key(message: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 
 from ._http import HttpResponse, new_session, send
+from ._scrub import Scrubber
 
 __all__ = ["AiohttpTransport", "AsyncTransport", "HttpRequest", "HttpResponse"]
 
@@ -61,14 +62,19 @@ class AiohttpTransport:
     """The default transport: one pooled ``aiohttp.ClientSession``, owned here.
 
     ``max_connections`` bounds the pool (the client passes its ``max_in_flight``);
-    ``timeout`` is the total time for one request, in seconds.
+    ``timeout`` is the total time for one request, in seconds. Answers are read up to a
+    bound and decompressed with one (``_http.send``).
     """
 
-    __slots__ = ("_max_connections", "_session", "_timeout")
+    __slots__ = ("_max_connections", "_scrub", "_session", "_timeout")
 
-    def __init__(self, *, max_connections: int = 4, timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, max_connections: int = 4, timeout: float = 10.0, scrub: Scrubber | None = None
+    ) -> None:
         self._max_connections = max_connections
         self._timeout = timeout
+        #: Cuts secrets out of aiohttp's error texts (they may quote an echoed request).
+        self._scrub = scrub
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -82,7 +88,12 @@ class AiohttpTransport:
 
     async def handle_async_request(self, request: HttpRequest) -> HttpResponse:
         return await send(
-            self.session, request.method, request.url, data=request.body, headers=request.headers
+            self.session,
+            request.method,
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            scrub=self._scrub,
         )
 
     async def aclose(self) -> None:

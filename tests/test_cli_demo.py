@@ -7,6 +7,7 @@ import json
 
 import anyio
 import anyio.lowlevel
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -29,6 +30,27 @@ def test_the_demo_delivers_everything_and_checks_every_user() -> None:
     assert report["emulator_applied"] < 4000
     assert report["ops_per_identification"] > 1.0
     assert len(report["profiles"]) == 3
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_every_run_shows_throttling(seed: int) -> None:
+    # The README promises hot users get throttled: before the offline-sync burst, this
+    # small run saw no 429 at all (timing decided), now every hot user gets one.
+    result = CliRunner().invoke(app, ["demo", *SMALL, "--seed", str(seed), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["throttle_responses"] >= 1
+    assert report["emulator_throttled_requests"] >= 1
+    assert report["kinds"]["offline_sync"] == 3 * 11  # hot users x (--eps-threshold + 1)
+    assert report["ok"] is True and report["users_mismatched"] == []
+
+
+def test_without_a_limit_there_is_no_burst_and_no_429() -> None:
+    result = CliRunner().invoke(app, ["demo", *SMALL, "--eps-threshold", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["throttle_responses"] == 0
+    assert "offline_sync" not in report["kinds"]
 
 
 def test_the_demo_prints_profiles_and_a_summary() -> None:

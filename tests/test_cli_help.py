@@ -71,3 +71,17 @@ def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("amplitude-async ")
+
+
+@pytest.mark.parametrize("argv", [[], *([command] for command in COMMANDS)])
+def test_flags_show_no_value_placeholder(argv: list[str]) -> None:
+    # "--json <bool>" reads as if the flag took a value.
+    result = CliRunner().invoke(app, [*argv, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "--help" in result.stdout
+    assert "<bool>" not in result.stdout
+    help_line = next(line for line in result.stdout.splitlines() if "--help" in line)
+    assert "<" not in help_line
+    if not argv:
+        verbose = next(line for line in result.stdout.splitlines() if "--verbose" in line)
+        assert "<int>" not in verbose

@@ -97,6 +97,10 @@ def test_an_id_the_server_rejects_exits_1_with_its_reason(
         (["--user-id", "user-000004", "--set", "a"], "NAME=VALUE"),
         (["--set", "a=1"], "user_id or a device_id"),
         (["--user-id", "user-000004", "--add", "n=ten"], "finite number"),
+        # No operation: Amplitude would answer 200 to an identification that changes
+        # nothing, and the command reported it as delivered.
+        (["--user-id", "user-000004"], "nothing to send"),
+        (["--device-id", "device-000004", "--json"], "nothing to send"),
     ],
 )
 def test_invalid_input_is_a_usage_error(
@@ -109,6 +113,17 @@ def test_invalid_input_is_a_usage_error(
     assert result.exit_code == 2
     assert message in result.output
     assert amplitude_emulator.stats().requests == 0
+
+
+def test_fields_alone_are_something_to_send(amplitude_emulator: EmulatorThread) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["identify", "--user-id", "user-000006", "--field", "country=DE"],
+        env={"AMPLITUDE_API_KEY": KEY, "AMPLITUDE_SERVER_URL": amplitude_emulator.identify_url},
+    )
+    assert result.exit_code == 0, result.output
+    record = amplitude_emulator.record("user-000006")
+    assert record is not None and record["fields"] == {"country": "DE"}
 
 
 def test_a_missing_api_key_is_a_usage_error(amplitude_emulator: EmulatorThread) -> None:

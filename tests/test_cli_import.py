@@ -159,16 +159,88 @@ def test_bad_lines_are_reported_and_failures_go_to_failed_out(
     assert set(amplitude_emulator.users()) == {"user-000000", "user-000001"}
 
     written = [json.loads(line) for line in failed_out.read_text().splitlines()]
-    assert [(w["user_id"], w["_failure"]["reason"], w["_failure"]["line"]) for w in written] == [
+    assert [
+        (w.get("user_id"), w["_failure"]["reason"], w["_failure"]["line"]) for w in written
+    ] == [
+        (None, "bad_line", 2),
         ("null", "validation", 3),
+        (None, "bad_line", 4),
         ("short-1", "invalid", 6),
     ]
-    assert "min_id_length=8" in written[1]["_failure"]["message"]
-    # The failed-out file is import input again (the _failure key is ignored).
+    assert "min_id_length=8" in written[3]["_failure"]["message"]
+    # Lines that are not identifications keep their text, to be fixed by hand.
+    assert written[0] == {
+        "_failure": {
+            "reason": "bad_line",
+            "message": written[0]["_failure"]["message"],
+            "status": None,
+            "line": 2,
+            "raw": "this is not json",
+        }
+    }
+    assert written[0]["_failure"]["message"].startswith("not valid JSON")
+    assert written[2]["_failure"]["raw"] == '["an", "array"]'
+    # The failed-out file is import input again (the _failure key is ignored); the
+    # unfixed bad lines are still bad, and still carry their text.
     again = run(amplitude_emulator, str(failed_out), "--dry-run")
     assert again.exit_code == 1  # the placeholder id is still invalid
     dry = summary(again)
-    assert (dry["valid"], dry["rejected"], dry["bad"]) == (1, 1, 0)
+    assert (dry["valid"], dry["rejected"], dry["bad"]) == (1, 1, 2)
+    assert "line 1: not fixed yet (line 2 of the first import): not valid JSON" in again.stderr
+
+
+def test_every_bad_line_reaches_failed_out_and_can_be_fixed_and_reimported(
+    amplitude_emulator: EmulatorThread, tmp_path: Path
+) -> None:
+    # More bad lines than stderr shows (20): --failed-out has every one of them.
+    lines = [json.dumps(wire(0))] + [f"broken line {n} {{" for n in range(30)]
+    source = tmp_path / "mixed.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    failed_out = tmp_path / "failed.jsonl"
+    first = run(amplitude_emulator, str(source), "--failed-out", str(failed_out))
+    assert first.exit_code == 1
+    assert summary(first)["bad"] == 30
+    assert first.stderr.count("not valid JSON") == 20
+    written = [json.loads(line) for line in failed_out.read_text().splitlines()]
+    assert [(w["_failure"]["line"], w["_failure"]["raw"]) for w in written] == [
+        (n + 2, f"broken line {n} {{") for n in range(30)
+    ]
+    # Fix one line by hand (as a user would, in the failed-out file) and import again.
+    fixed = [json.dumps({"user_id": "user-fixed-1", "plan": "pro"}), *map(json.dumps, written[1:])]
+    failed_out.write_text("\n".join(fixed) + "\n")
+    second_out = tmp_path / "failed-again.jsonl"
+    second = run(amplitude_emulator, str(failed_out), "--failed-out", str(second_out))
+    assert summary(second)["delivered"] == 1 and summary(second)["bad"] == 29
+    assert amplitude_emulator.user("user-fixed-1") == {"plan": "pro"}
+    # What is still broken keeps its original text and its first line number.
+    again = [json.loads(line)["_failure"] for line in second_out.read_text().splitlines()]
+    assert [a["raw"] for a in again] == [f"broken line {n} {{" for n in range(1, 30)]
+    assert "line 3 of the first import" in again[0]["message"]
+
+
+def test_unreadable_csv_rows_reach_failed_out_with_their_text(
+    amplitude_emulator: EmulatorThread, tmp_path: Path
+) -> None:
+    source = tmp_path / "users.csv"
+    source.write_text(
+        "user_id,plan,note\r\n"
+        "user-000001,pro,fine\r\n"
+        'user-000002,"multi\nline",extra,cells\r\n'
+        "user-000003\r\n"
+        "user-000004,team,ok\r\n",
+        encoding="utf-8",
+    )
+    failed_out = tmp_path / "failed.jsonl"
+    result = run(amplitude_emulator, str(source), "--failed-out", str(failed_out))
+    assert result.exit_code == 1
+    assert summary(result)["bad"] == 2
+    written = [json.loads(line)["_failure"] for line in failed_out.read_text().splitlines()]
+    assert [(w["reason"], w["line"], w["raw"]) for w in written] == [
+        ("bad_line", 3, 'user-000002,"multi\nline",extra,cells'),
+        ("bad_line", 5, "user-000003"),
+    ]
+    assert written[0]["message"] == "expected 3 columns as in the header, got 4"
+    assert set(amplitude_emulator.users()) == {"user-000001", "user-000004"}
 
 
 def test_without_failed_out_a_failure_is_not_marked_done(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -88,13 +90,54 @@ def test_a_refused_secret_key_exits_1_without_showing_it(emu: EmulatorThread) ->
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ["profile", "user-alice", "--device-id", "device-alice"],  # both
-        ["profile", "--props"],  # neither
+        (["profile", "user-alice", "--device-id", "device-alice"], "not both"),
+        (["profile", "--props"], "no one to look up"),
+        # No arguments at all: the error says what is missing (not a help page).
+        (["profile"], "no one to look up"),
     ],
 )
-def test_exactly_one_id_is_needed(emu: EmulatorThread, args: list[str]) -> None:
-    result = CliRunner().invoke(app, args, env=env(emu))
+def test_exactly_one_id_is_needed(emu: EmulatorThread, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, args, env=env(emu), terminal_width=200)
     assert result.exit_code == 2
-    assert "one of them" in result.output
+    assert message in result.output
+    assert "USER_ID" in result.output and "--device-id" in result.output
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A profile URL on 127.0.0.1 whose server accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1/userprofile"
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("where", ["refused", "silent"])
+def test_timeout_bounds_an_unreachable_or_silent_server(where: str, silent_server: str) -> None:
+    url = (
+        silent_server if where == "silent" else f"http://127.0.0.1:{_unused_port()}/v1/userprofile"
+    )
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app,
+        ["profile", "user-alice", "--timeout", "1", "--secret-key", SECRET, "--server-url", url],
+        terminal_width=200,
+    )
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert "error" in result.output
+    assert SECRET not in result.output
+    # 10 s and more before --timeout existed.
+    assert elapsed < 3.0

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from ._help import HelpGroup
 from ._logging import configure_logging
 
 __all__ = ["app", "main"]
@@ -25,6 +26,7 @@ _OPTIONAL_COMMANDS = ("_bench",)
 
 app = typer.Typer(
     name="amplitude-async",
+    cls=HelpGroup,
     help=(
         "Keep Amplitude user properties in sync from the command line: send one identify, "
         "import a file of users, look up a profile, run a local Amplitude emulator, or "

@@ -12,15 +12,19 @@ import typer
 
 __all__ = ["register"]
 
+_PROFILES = "User Profile API (defined before the first request; repeatable)"
+
 _HELP = """Run a local Amplitude (Identify, HTTP V2, Batch and User Profile APIs) on 127.0.0.1.
 
 It applies identify operations with Amplitude's documented semantics, answers 429 naming
 users past --eps-threshold identifications per second, and can inject faults. Serves until
 Ctrl-C or SIGTERM. Inspect it at http://HOST:PORT/_emulator/stats.
 
+Cohorts, recommendation models, computations and predictions for the User Profile API come from flags or a JSON file (--definitions).
+
 Example:
 
-  amplitude-async emulator --port 8787 --api-key demo-key --secret-key demo-secret
+  amplitude-async emulator --port 8787 --api-key demo-key --secret-key demo-secret --recommendation rec-model-1=sku-1,sku-2,sku-3 --cohort pro-users:plan=pro
 
   AMPLITUDE_SERVER_URL=http://127.0.0.1:8787/identify AMPLITUDE_API_KEY=demo-key amplitude-async identify --user-id user-1 --set plan=pro
 """
@@ -66,6 +70,52 @@ def emulator(
     ] = 0.0,
     latency: Annotated[float, typer.Option(min=0.0, help="Seconds added to each request.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the random faults.")] = 0,
+    definitions: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            show_default=False,
+            help="JSON file of cohorts, recommendations, computations and predictions "
+            "(see docs/emulator.md).",
+            rich_help_panel=_PROFILES,
+        ),
+    ] = None,
+    cohort: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ID:PROP=VALUE[,...]",
+            show_default=False,
+            help="A cohort of the users whose properties equal these, e.g. pro-users:plan=pro.",
+            rich_help_panel=_PROFILES,
+        ),
+    ] = None,
+    recommendation: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="REC_ID=ITEM,...",
+            show_default=False,
+            help="A recommendation model over these items, e.g. rec-model-1=sku-1,sku-2.",
+            rich_help_panel=_PROFILES,
+        ),
+    ] = None,
+    computation: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COMP_ID=PROPERTY",
+            show_default=False,
+            help="A computation: the value of a user property, e.g. seats=seats.",
+            rich_help_panel=_PROFILES,
+        ),
+    ] = None,
+    prediction: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PREDICTION_ID",
+            show_default=False,
+            help="A prediction with a stable per-user score.",
+            rich_help_panel=_PROFILES,
+        ),
+    ] = None,
 ) -> None:
     from ..emulator._command import main as serve_main
 
@@ -93,6 +143,16 @@ def emulator(
         argv += ["--secret-key", secret_key]
     if daily_quota is not None:
         argv += ["--daily-quota", str(daily_quota)]
+    if definitions is not None:
+        argv += ["--definitions", definitions]
+    for flag, values in (
+        ("--cohort", cohort),
+        ("--recommendation", recommendation),
+        ("--computation", computation),
+        ("--prediction", prediction),
+    ):
+        for value in values or ():
+            argv += [flag, value]
     code = serve_main(argv)
     if code:
         raise typer.Exit(code)

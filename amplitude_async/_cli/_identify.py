@@ -26,7 +26,7 @@ _HELP = """Send one identify operation and print its outcome; exit 1 if it was n
 
 Values are parsed as JSON where they parse (1, true, ["a","b"]) and taken as strings otherwise. Every option may be repeated; each property may appear in one operation only.
 
-Exit codes: 0 delivered, 1 failed (the outcome says why), 2 bad arguments.
+Exit codes: 0 delivered, 1 failed (the outcome says why), 2 bad arguments (nothing is sent: no operation, field or group; a property given twice; an invalid id or value).
 
 Example:
 
@@ -171,6 +171,13 @@ def _build(
         props["$clearAll"] = "-"  # type: ignore[assignment]
     if props:
         wire["user_properties"] = props
+    elif not fields and not groups:
+        # Amplitude answers 200 to an identification that changes nothing: reporting
+        # that as "delivered" would hide a command line that lost its operations.
+        raise typer.BadParameter(
+            "nothing to send: give at least one operation (--set NAME=VALUE, --add, "
+            "--append, --unset NAME, ...), --field NAME=VALUE or --group TYPE=NAME"
+        )
     try:
         # Through from_dict, so the command and `import` accept and refuse the same things.
         return Identify.from_dict(wire)

@@ -251,7 +251,7 @@ def _dry_run(chunks: Iterator[Chunk], err: Console, json_output: bool) -> int:
             counts["rejected" if record.wire is not None else "bad"] += 1
             shown += 1
             if shown <= 20:
-                err.print(f"line {record.line}: {record.error}", markup=False)
+                err.print(f"line {record.line}: {record.error}", markup=False, soft_wrap=True)
     rows = [
         ("valid operations", counts["valid"]),
         ("rejected (invalid identification)", counts["rejected"]),

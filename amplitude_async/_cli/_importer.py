@@ -180,7 +180,9 @@ class ImportRun:
             self.counts["rejected"] += 1
             self.failed_out.write(record.wire, "validation", record.error, None, record.line)
         else:
+            # Not an identification at all: its text goes to --failed-out, to be fixed.
             self.counts["bad"] += 1
+            self.failed_out.write_unreadable(record.raw or "", record.error, record.line)
         self.settlement.settle_line(record.line)
         self._show(f"line {record.line}: {record.error}")
 
@@ -188,7 +190,8 @@ class ImportRun:
         """Report a line's problem on stderr; past a few, the summary counts them only."""
         self._shown_bad += 1
         if self._shown_bad <= MAX_SHOWN_BAD_LINES:
-            self._console.print(message, markup=False)
+            # soft_wrap: one problem, one line, however long (a list of names stays whole).
+            self._console.print(message, markup=False, soft_wrap=True)
         elif self._shown_bad == MAX_SHOWN_BAD_LINES + 1:
             self._console.print("(more problems are counted in the summary only)")
 

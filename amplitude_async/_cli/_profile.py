@@ -20,7 +20,9 @@ _HELP = """Look up a user (or a device) through Amplitude's User Profile API and
 
 Without --props, --cohorts or --recs, user properties and cohorts are shown.
 
-Exit codes: 0 found, 1 error (secret key refused, server unreachable), 2 bad arguments, 3 user not found.
+--timeout (default 10 s) bounds the whole lookup, retries included.
+
+Exit codes: 0 found, 1 error (secret key refused, server unreachable, no answer within --timeout), 2 bad arguments, 3 user not found.
 
 Example:
 
@@ -32,7 +34,8 @@ EXIT_NOT_FOUND = 3
 
 def profile(
     user_id: Annotated[
-        str | None, typer.Argument(show_default=False, help="The user id to look up.")
+        str | None,
+        typer.Argument(metavar="USER_ID", show_default=False, help="The user id to look up."),
     ] = None,
     device_id: Annotated[
         str | None, typer.Option(help="Look up a device id instead of a user id.")
@@ -47,11 +50,19 @@ def profile(
         int | None, typer.Option(min=1, help="Recommendations per --recs, at most.")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds to wait for an answer, retries included."),
+    ] = 10.0,
     secret_key: SecretKeyOption = None,
     server_url: ProfileUrlOption = None,
 ) -> None:
-    if (user_id is None) == (device_id is None):
-        raise typer.BadParameter("give a USER_ID or --device-id (one of them)")
+    if user_id is None and device_id is None:
+        raise typer.BadParameter(
+            "no one to look up: give a USER_ID (amplitude-async profile user-1) or --device-id"
+        )
+    if user_id is not None and device_id is not None:
+        raise typer.BadParameter("give a USER_ID or --device-id, not both")
     target = profile_target(secret_key, server_url)
     if not (props or cohorts or recs):
         props = cohorts = True
@@ -61,7 +72,16 @@ def profile(
 
     err = _stderr()
     try:
-        found = anyio.run(_lookup, target, user_id, device_id, props, cohorts, recs or [], limit)
+        found = anyio.run(
+            _lookup, target, user_id, device_id, props, cohorts, recs or [], limit, timeout
+        )
+    except TimeoutError:
+        where = target.server_url or "the User Profile API"
+        err.print(
+            f"[red]error[/red]: no answer from {where} within --timeout {timeout:g} s "
+            "(unreachable, or failing and retried)"
+        )
+        raise typer.Exit(1) from None
     except ConfigurationError as exc:
         raise typer.BadParameter(str(exc), param_hint="--server-url") from None
     except UserNotFound:
@@ -90,18 +110,32 @@ async def _lookup(
     cohorts: bool,
     recs: list[str],
     limit: int | None,
+    wait: float,
 ) -> UserProfile:
+    import anyio
+
     from .. import ProfileClient
 
-    async with ProfileClient(target.secret_key, server_url=target.server_url) as profiles:
-        return await profiles.get(
-            user_id,
-            device_id=device_id,
-            amp_props=props or None,
-            cohort_ids=cohorts or None,
-            rec_id=recs or None,
-            limit=limit,
-        )
+    client = ProfileClient(
+        target.secret_key,
+        server_url=target.server_url,
+        timeout=min(5.0, wait),
+        retry_base=min(0.1, wait / 8),
+        retry_cap=min(2.0, wait / 4),
+        # Give up retrying a little before the deadline, so that a server that keeps
+        # failing ends with its last error rather than a bare timeout.
+        retry_deadline=wait * 0.8,
+    )
+    with anyio.fail_after(wait):
+        async with client as profiles:
+            return await profiles.get(
+                user_id,
+                device_id=device_id,
+                amp_props=props or None,
+                cohort_ids=cohorts or None,
+                rec_id=recs or None,
+                limit=limit,
+            )
 
 
 def render_profile(found: UserProfile, *, title: str | None = None) -> RenderableType:
@@ -144,4 +178,5 @@ def _stderr() -> Console:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help=_HELP, no_args_is_help=True)(profile)
+    # No help page for no arguments: the error says what is missing.
+    app.command(help=_HELP, no_args_is_help=False)(profile)

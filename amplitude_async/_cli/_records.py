@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAILURE_KEY",
+    "RAW_KEY",
     "BlockLines",
     "Chunk",
     "CsvColumns",
@@ -32,11 +33,14 @@ __all__ = [
     "Shard",
     "csv_records",
     "jsonl_records",
+    "lift_plain_properties",
     "parse_shard",
 ]
 
 #: Key of the annotation that ``--failed-out`` adds to each line; ignored when imported.
 FAILURE_KEY: Final = "_failure"
+#: In a ``--failed-out`` line for a line that could not be read: the line as it was.
+RAW_KEY: Final = "raw"
 CHUNK_LINES: Final = 1000
 
 
@@ -49,6 +53,8 @@ class Record:
     #: The identification as read, when it is a JSON object (for --failed-out).
     wire: dict[str, Any] | None = None
     error: str | None = None
+    #: A line that is not an identification: its text as read (for --failed-out).
+    raw: str | None = None
 
 
 @dataclass(slots=True)
@@ -207,13 +213,75 @@ def _json_record(
     try:
         obj = decode(raw)
     except msgspec.DecodeError as exc:
-        return Record(number, error=f"not valid JSON: {exc}")
+        return Record(number, error=f"not valid JSON: {exc}", raw=_text(raw))
     if not isinstance(obj, dict):
-        return Record(number, error=f"expected a JSON object, got {_kind(obj)}")
-    obj.pop(FAILURE_KEY, None)
+        return Record(number, error=f"expected a JSON object, got {_kind(obj)}", raw=_text(raw))
+    failure = obj.pop(FAILURE_KEY, None)
+    if not obj and isinstance(failure, dict) and isinstance(failure.get(RAW_KEY), str):
+        # A --failed-out line for an unreadable line, fed back without being fixed:
+        # still unreadable, and its text is kept for the next --failed-out.
+        return Record(
+            number,
+            error=f"not fixed yet (line {failure.get('line')} of the first import): "
+            f"{failure.get('message')}",
+            raw=failure[RAW_KEY],
+        )
     if shard is not None and not shard.owns(_identity(obj)):
         return None
-    return _to_record(number, obj, min_id_length)
+    try:
+        lifted = lift_plain_properties(obj)
+    except ValueError as exc:
+        return Record(number, wire=obj, error=str(exc))
+    record = _to_record(number, lifted, min_id_length)
+    record.wire = obj  # --failed-out keeps the line as written, to be fixed in place
+    return record
+
+
+def lift_plain_properties(obj: dict[str, Any]) -> dict[str, Any]:
+    """The identification with top-level keys that are not identification fields taken
+    as ``$set`` properties, as CSV columns are: ``{"user_id": "u", "plan": "pro"}`` is
+    ``{"user_id": "u", "user_properties": {"$set": {"plan": "pro"}}}``.
+
+    Raises ValueError for an operation (``$set``, ...) at the top level, and for a
+    property given both at the top level and in ``user_properties``.
+    """
+    from .._rules import IDENTIFICATION_KEYS
+
+    plain = {key: value for key, value in obj.items() if key not in IDENTIFICATION_KEYS}
+    if not plain:
+        return obj
+    operations = sorted(key for key in plain if key.startswith("$"))
+    if operations:
+        raise ValueError(
+            f"{', '.join(operations)} at the top level: operations go inside "
+            f'user_properties, e.g. {{"user_id": "user-1", "user_properties": '
+            f'{{"{operations[0]}": {{"plan": "pro"}}}}}}'
+        )
+    wire = {key: value for key, value in obj.items() if key in IDENTIFICATION_KEYS}
+    props = wire.get("user_properties")
+    if props is None:
+        wire["user_properties"] = {"$set": plain}
+        return wire
+    if not isinstance(props, dict):
+        return wire  # Identify.from_dict says what is wrong with it
+    has_operations = any(isinstance(key, str) and key.startswith("$") for key in props)
+    into = props.get("$set", {}) if has_operations else props
+    if not isinstance(into, dict):
+        return wire
+    twice = sorted(set(plain) & set(into))
+    if twice:
+        raise ValueError(
+            f"property {twice[0]!r} is given both at the top level and in user_properties"
+        )
+    merged = {**into, **plain}
+    wire["user_properties"] = {**props, "$set": merged} if has_operations else merged
+    return wire
+
+
+def _text(raw: bytes) -> str:
+    """A line's text for --failed-out: without its line break; bytes that are not
+    UTF-8 become U+FFFD, so that the file stays valid JSON."""
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
 class CsvHeaderError(ValueError):
@@ -246,7 +314,9 @@ def csv_records(
     from .._rules import FIELDS
 
     lines = BlockLines(stream)
-    reader = csv.reader(_decoded(lines))
+    # The text of the lines the reader took for its current row, for --failed-out.
+    row_text: list[str] = []
+    reader = csv.reader(_decoded(lines, row_text))
     header = next(reader, None)
     if header is None:
         raise CsvHeaderError("the CSV file is empty: a header row is needed")
@@ -263,12 +333,26 @@ def csv_records(
     fields = frozenset(FIELDS)
     value = str if columns.strings else parse_value
     return _csv_chunks(
-        reader, lines, header, user_col, device_col, fields, value, skip, shard, min_id_length
+        reader,
+        lines,
+        row_text,
+        header,
+        user_col,
+        device_col,
+        fields,
+        value,
+        skip,
+        shard,
+        min_id_length,
     )
 
 
-def _decoded(lines: BlockLines) -> Iterator[str]:
-    """UTF-8 text lines for the csv module (which wants them with their line endings)."""
+def _decoded(lines: BlockLines, taken: list[str]) -> Iterator[str]:
+    """UTF-8 text lines for the csv module (which wants them with their line endings).
+
+    Each line is also appended to ``taken``: the reader asks for lines only until its
+    row is complete, so between two rows ``taken`` holds exactly one row's text.
+    """
     first = True
     for number, raw in enumerate(lines, 1):
         try:
@@ -277,12 +361,14 @@ def _decoded(lines: BlockLines) -> Iterator[str]:
         except UnicodeDecodeError as exc:
             raise ValueError(f"line {number} is not UTF-8 text ({exc.reason})") from None
         first = False
+        taken.append(text)
         yield text
 
 
 def _csv_chunks(
     reader: CsvReader,
     lines: BlockLines,
+    row_text: list[str],
     header: list[str],
     user_col: str | None,
     device_col: str | None,
@@ -296,15 +382,22 @@ def _csv_chunks(
     chunk = Chunk()
     # Line numbers come from the reader, so quoted newlines inside a cell count.
     previous_end = flushed = reader.line_num  # the header's last line
+    row_text.clear()
     for row in reader:
         start, previous_end = previous_end + 1, reader.line_num
+        text = "".join(row_text)
+        row_text.clear()
         if skip(start):
             chunk.already_done += 1
         elif not row or not any(cell.strip() for cell in row):
             chunk.blank += 1
         elif len(row) != width:
             chunk.records.append(
-                Record(start, error=f"expected {width} columns as in the header, got {len(row)}")
+                Record(
+                    start,
+                    error=f"expected {width} columns as in the header, got {len(row)}",
+                    raw=text.rstrip("\r\n"),
+                )
             )
         else:
             wire: dict[str, Any] = {}

@@ -8,6 +8,13 @@ Hot users only get operations that coalesce with each other (counters with whole
 numbers, ``$set``): however many pile up while they are held by a 429, they leave as one
 identification. Operations that cannot merge (a float ``$add``, ``$postInsert``) would
 pile up into more identifications than the per-user limit allows in one request.
+
+Except once, on purpose: right after signing up, each hot user's app syncs what it
+recorded offline, ``burst`` list updates that cannot merge (an ``$append`` and a
+``$prepend`` of one list, in turn), all near the start of the workload. With ``burst``
+above the emulator's per-second limit, those identifications reach the emulator within
+a second whatever the timing (in one request, or in several: its window adds them up),
+so each hot user is answered 429 and held at least once in every run.
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ class Workload:
     kinds: dict[str, int] = field(default_factory=dict)
 
 
-def generate(*, users: int, ops: int, hot_users: int, seed: int) -> Workload:
-    """``ops`` operations over ``users`` users, ``hot_users`` of them very busy."""
+def generate(*, users: int, ops: int, hot_users: int, seed: int, burst: int = 0) -> Workload:
+    """``ops`` operations over ``users`` users, ``hot_users`` of them very busy; each hot
+    user signs up first, followed at once by ``burst`` operations that cannot merge."""
     from ..emulator import apply_user_properties
 
     rng = random.Random(seed)
@@ -54,7 +62,23 @@ def generate(*, users: int, ops: int, hot_users: int, seed: int) -> Workload:
     kinds: dict[str, int] = {}
     out: list[Identify] = []
     clock = 1_700_000_000  # seconds; moves forward so timestamps look like traffic
-    for n in range(ops):
+
+    def add(kind: str, op: Identify, props: dict[str, Any]) -> None:
+        apply_user_properties(props, op.user_properties())
+        kinds[kind] = kinds.get(kind, 0) + 1
+        out.append(op)
+
+    # The hot users first: signed up, then their offline sync (see the module's doc).
+    for user in hot:
+        if len(out) + burst + 1 > ops:
+            break
+        hot_props: dict[str, Any] = {}
+        expected[user] = hot_props
+        add("signup", _signup(rng, user, len(out), clock), hot_props)
+        for step in range(burst):
+            add("offline_sync", _offline(user, step, clock), hot_props)
+    while len(out) < ops:
+        n = len(out)
         clock += rng.randint(0, 2)
         is_hot = bool(hot) and rng.random() < _HOT_SHARE
         user = rng.choice(hot) if is_hot else rng.choice(ids)
@@ -66,10 +90,18 @@ def generate(*, users: int, ops: int, hot_users: int, seed: int) -> Workload:
             kind, op = _hot(rng, user, clock)
         else:
             kind, op = _regular(rng, user, clock)
-        apply_user_properties(props, op.user_properties())
-        kinds[kind] = kinds.get(kind, 0) + 1
-        out.append(op)
+        add(kind, op, props)
     return Workload(out, expected, ids, hot, kinds)
+
+
+def _offline(user: str, step: int, clock: int) -> Identify:
+    """One entry of a hot user's offline sync; consecutive entries never merge (an
+    ``$append`` followed by a ``$prepend`` of the same list are two identifications)."""
+    from .. import Identify
+
+    op = Identify(user_id=user)
+    entry = f"offline-{step}@{clock - 3600 + step}"
+    return op.append("recent", entry) if step % 2 == 0 else op.prepend("recent", entry)
 
 
 def _signup(rng: random.Random, user: str, n: int, clock: int) -> Identify:

@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from ._definitions import definitions_from
 from ._faults import Faults
 from ._server import Emulator
 
@@ -61,6 +62,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hang-seconds", type=float, default=3600.0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument("--seed", type=int, default=0, help="seed for random faults")
+    profiles = parser.add_argument_group(
+        "User Profile API definitions (defined before the first request)"
+    )
+    profiles.add_argument(
+        "--definitions",
+        metavar="FILE",
+        help="JSON file of cohorts, recommendations, computations and predictions "
+        "(the control API's bodies, in lists under those keys)",
+    )
+    profiles.add_argument(
+        "--cohort",
+        action="append",
+        default=[],
+        metavar="ID:PROPERTY=VALUE[,...]",
+        help="a cohort of the users whose properties equal these (repeatable)",
+    )
+    profiles.add_argument(
+        "--recommendation",
+        action="append",
+        default=[],
+        metavar="REC_ID=ITEM[,ITEM...]",
+        help="a recommendation model ranking these items per user (repeatable)",
+    )
+    profiles.add_argument(
+        "--computation",
+        action="append",
+        default=[],
+        metavar="COMP_ID=PROPERTY",
+        help="a computation: the value of a user property (repeatable)",
+    )
+    profiles.add_argument(
+        "--prediction",
+        action="append",
+        default=[],
+        metavar="PREDICTION_ID",
+        help="a prediction with a stable per-user score (repeatable)",
+    )
     return parser
 
 
@@ -74,7 +112,10 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
         hang_seconds=args.hang_seconds,
         latency=args.latency,
     )
-    return Emulator(
+    definitions = definitions_from(
+        args.definitions, args.cohort, args.recommendation, args.computation, args.prediction
+    )
+    emulator = Emulator(
         host=args.host,
         port=args.port,
         allow_remote=args.allow_remote,
@@ -88,6 +129,24 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
         faults=faults,
         seed=args.seed,
     )
+    definitions.apply(emulator)
+    return emulator
+
+
+def _defined(emulator: Emulator) -> str:
+    """What the User Profile API knows besides users, by id, for the start-up banner."""
+    models = emulator.models
+    parts = [
+        f"{label} {', '.join(ids)}"
+        for label, ids in (
+            ("cohorts", list(models.cohorts)),
+            ("recommendations", list(models.recommendations)),
+            ("computations", list(models.computations)),
+            ("predictions", list(models.predictions)),
+        )
+        if ids
+    ]
+    return "; ".join(parts) or "no cohorts, recommendations, computations or predictions"
 
 
 async def serve(emulator: Emulator) -> None:
@@ -102,7 +161,7 @@ async def serve(emulator: Emulator) -> None:
         print(f"Amplitude emulator listening on {emulator.base_url}", flush=True)
         print(f"  identify:    {emulator.identify_url}", flush=True)
         print(f"  httpapi:     {emulator.httpapi_url}", flush=True)
-        print(f"  userprofile: {emulator.profile_url}", flush=True)
+        print(f"  userprofile: {emulator.profile_url} ({_defined(emulator)})", flush=True)
         print(f"  control:     {emulator.control_url}/stats", flush=True)
         await stop.wait()
     print("Amplitude emulator stopped", flush=True)
