@@ -319,7 +319,12 @@ class Identify(Receipt):
                 raise ValidationError(
                     "clear_all() cannot be combined with other operations in one Identify"
                 )
-            if self._uses(name):
+            names = self._names
+            if (
+                name in names
+                if names is not None
+                else (ops[1] == name if len(ops) == 3 else name in ops[1::3])
+            ):
                 raise ValidationError(
                     f"property {name!r} is already used by another operation in this "
                     "Identify; use a second Identify for a second operation on the same "
