@@ -80,7 +80,7 @@ class Batcher:
         self._ledger = ledger
 
     def start(self) -> Builder:
-        return Builder(self._lanes, self._limits, self._encoder, self._ledger)
+        return Builder(self)
 
 
 class Builder:
@@ -101,13 +101,11 @@ class Builder:
         "full",
     )
 
-    def __init__(
-        self, lanes: Lanes, limits: RequestLimits, encoder: BatchEncoder, ledger: Ledger
-    ) -> None:
-        self._lanes = lanes
-        self._limits = limits
-        self._encoder = encoder
-        self._ledger = ledger
+    def __init__(self, batcher: Batcher) -> None:
+        self._lanes = batcher._lanes
+        self._limits = batcher._limits
+        self._encoder = encoder = batcher._encoder
+        self._ledger = batcher._ledger
         self.batch = Batch()
         self.full = False
         self._alone = encoder.overhead(1)
