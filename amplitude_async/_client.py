@@ -7,78 +7,42 @@ Data flow (docs/architecture.md)::
         |                                                                     v
         +------------- Ledger: exactly one Outcome per operation <------------+
 
-The facade checks arguments, wires the stages together, and runs ONE explicit state
-machine (:class:`_State`): a refused API key and a background task that died of a bug
-are states, not flags. It owns the lifecycle: the task that hosts every background
-task, the drain at close, and the spool.
+The facade takes the arguments (checked and wired into stages by ``_pipeline``) and
+runs ONE explicit state machine (``_state``): a refused API key and a background task
+that died of a bug are states, not flags. It owns the lifecycle: the task that hosts
+every background task, the drain at close, the closer, the spool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
 import logging
 import threading
 import warnings
 from collections.abc import Coroutine
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
 
-from ._batcher import Batcher
 from ._clock import Clock, SystemClock
 from ._config import ClientConfig
-from ._encode import BatchEncoder
-from ._errors import ClientClosed, ClientNotStarted, ClientStateError, ConfigurationError
+from ._errors import ClientNotStarted, ClientStateError
 from ._identify import Identify
-from ._intake import Intake
-from ._lanes import Lanes
-from ._ledger import Ledger
-from ._limits import RequestLimits
 from ._outcome import FailureReason, Outcome, Receipt
-from ._request import RequestHandler
-from ._scrub import Scrubber
-from ._sender import Sender
-from ._spool import write_spool
+from ._pipeline import Pipeline, checked_arguments
+from ._state import LoopGuard, State, StateMachine
 from ._stats import ClientStats
-from ._throttle import ThrottleMap
-from ._transport import AiohttpTransport, AsyncTransport
+from ._transport import AsyncTransport
 from ._uncancellable import wait_out
 
 __all__ = ["AmplitudeClient"]
 
 logger = logging.getLogger("amplitude_async")
 
-SERVER_URLS: Final = {
-    "US": "https://api2.amplitude.com/identify",
-    "EU": "https://api.eu.amplitude.com/identify",
-}
-
-
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPEN = "open"
-    #: The server refused the API key: nothing more is sent; operations fail at once.
-    AUTH_FAILED = "auth_failed"
-    #: A background task died of a bug: intake is refused; aclose() fails what is left.
-    FAILED = "failed"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-_S = _State
-#: Every transition the client may make; anything else is a bug.
-_TRANSITIONS: Final = {
-    _S.UNOPENED: {_S.OPEN, _S.CLOSED},
-    _S.OPEN: {_S.AUTH_FAILED, _S.FAILED, _S.CLOSING},
-    _S.AUTH_FAILED: {_S.FAILED, _S.CLOSING},
-    _S.FAILED: {_S.CLOSING},
-    _S.CLOSING: {_S.CLOSED},
-    _S.CLOSED: set(),
-}
+_S = State
 
 
 class AmplitudeClient:
@@ -99,148 +63,50 @@ class AmplitudeClient:
         clock: Clock | None = None,
         transport: AsyncTransport | None = None,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ConfigurationError("api_key must be a non-empty string")
-        # Messages here must not echo the key.
-        if any(c.isspace() for c in api_key):
-            raise ConfigurationError(
-                "api_key must not contain whitespace (a newline read from a file?)"
-            )
-        if not api_key.isascii() and not _utf8_encodable(api_key):
-            raise ConfigurationError("api_key must be text UTF-8 can encode")
-        if server_zone not in SERVER_URLS:
-            raise ConfigurationError(f"server_zone must be 'US' or 'EU', got {server_zone!r}")
-        url = server_url if server_url is not None else SERVER_URLS[server_zone]
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigurationError(f"server_url must be an http(s) URL, got {url!r}")
-        if config is not None and not isinstance(config, ClientConfig):
-            raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
-        if transport is not None and not isinstance(transport, AsyncTransport):
-            raise ConfigurationError(
-                f"transport must be an AsyncTransport, got {type(transport).__name__}"
-            )
-        self._config = cfg = config or ClientConfig()
+        url, cfg = checked_arguments(api_key, server_zone, server_url, config, transport)
+        self._config = cfg
         self._url = url
         self._clock: Clock = clock or SystemClock()
-        # Cuts the key, in any spelling an echo may use, out of every server text.
-        scrub = Scrubber(api_key)
-        self._transport: AsyncTransport = transport or AiohttpTransport(
-            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout, scrub=scrub
+        stages = Pipeline(
+            api_key, url, cfg, self._clock, transport, on_auth_failed=self._auth_failed
         )
-        encoder = BatchEncoder(api_key, cfg.encoding)
         # The stages, each owning its state (docs/architecture.md).
-        self._ledger = ledger = Ledger(cfg.on_outcome)
-        self._throttle = ThrottleMap(cfg.throttle_map_max)
-        limits = RequestLimits(cfg.batch_max_items, cfg.batch_max_bytes)
-        self._lanes = lanes = Lanes(
-            flush_interval=cfg.flush_interval,
-            coalesce=cfg.coalesce,
-            limits=limits,
-            throttle=self._throttle,
-        )
-        handler = RequestHandler(
-            config=cfg,
-            clock=self._clock,
-            transport=self._transport,
-            url=url,
-            host=parts.netloc,
-            encoder=encoder,
-            scrub=scrub,
-            ledger=ledger,
-            limits=limits,
-            throttle=self._throttle,
-            on_auth_failed=self._auth_failed,
-        )
-        self._sender = Sender(
-            clock=self._clock,
-            lanes=lanes,
-            batcher=Batcher(lanes, limits, encoder, ledger),
-            handler=handler,
-            max_in_flight=cfg.max_in_flight,
-            max_items=cfg.batch_max_items,
-            flush_interval=cfg.flush_interval,
-            on_retried=self._count_retried,
-        )
-        self._intake = Intake(cfg, self._clock.now, ledger, lanes, self._sender)
-        self._state = _State.UNOPENED
-        self._intake.refusal = self._state_error
+        self._transport = stages.transport
+        self._ledger = stages.ledger
+        self._throttle = stages.throttle
+        self._lanes = stages.lanes
+        self._sender = stages.sender
+        self._intake = intake = stages.intake
+        self._leftovers = stages.leftovers
+        self._states = StateMachine(self._state_changed)
+        self._guard = LoopGuard(self.__repr__)
+        intake.refusal = self._states.error
+        intake.loop_error = self._guard.error
         # The task that hosts every background task: the client's own, so that any task
         # may close the client, under any timeout.
         self._host_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         # The task that stops, fails the leftovers, spools and closes (see aclose()).
         self._closer: asyncio.Task[tuple[list[Identify], OSError | None]] | None = None
-        # Closed because the loop ended (asyncio.run returning) with the client open: the
-        # reason CLOSED gives in its error.
-        self._orphaned = False
-        self._warned_closed_loop = False
-        self._failure: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._intake.loop_error = self._loop_error
+
+    @property
+    def _state(self) -> State:
+        return self._states.state
 
     # -- the state machine ------------------------------------------------------------
 
-    def _enter(self, state: _State) -> None:
-        if state not in _TRANSITIONS[self._state]:
-            raise ClientStateError(
-                f"the client cannot go from {self._state.value} to {state.value}"
-            )
-        self._state = state
+    def _enter(self, state: State) -> None:
+        self._states.enter(state)
+
+    def _state_changed(self, state: State) -> None:
         # Intake follows the state: open (also after an auth failure, where operations
         # fail at once) or refusing with the error this state gives.
-        self._intake.refusal = None if state in (_S.OPEN, _S.AUTH_FAILED) else self._state_error
-        self._intake.auth_failed = state is _S.AUTH_FAILED
-        if state is not _S.OPEN and state is not _S.AUTH_FAILED:
-            self._intake.fail_waiters(self._state_error())
-
-    def _state_error(self) -> ClientStateError:
-        if self._state is _S.UNOPENED:
-            return ClientNotStarted(
-                "the client is not open; use 'async with AmplitudeClient(...) as amp'"
-            )
-        if self._state is _S.FAILED:
-            error = ClientClosed(
-                "the client stopped: its background task failed (see the log); "
-                "await aclose() to fail what is queued"
-            )
-            error.__cause__ = self._failure
-            return error
-        if self._orphaned:
-            return ClientClosed(
-                "the client's event loop ended before aclose() was called (what was queued "
-                "failed with reason shutdown); open a new AmplitudeClient on this event loop"
-            )
-        return ClientClosed("the client is closed; operations are no longer accepted")
-
-    def _check_loop(self) -> None:
-        """Refuse a call from any loop but the client's own (its events, futures and
-        transport belong to that loop: used from another one, a receipt never resolves)."""
-        loop = self._loop
-        if loop is not None and asyncio._get_running_loop() is not loop:
-            raise self._loop_error()
-
-    def _loop_error(self) -> ClientStateError:
-        loop = self._loop
-        if loop is not None and loop.is_closed():
-            if not self._warned_closed_loop:
-                self._warned_closed_loop = True
-                warnings.warn(
-                    f"{self!r} is used after its event loop was closed without aclose(); "
-                    "its queued operations are lost",
-                    ResourceWarning,
-                    stacklevel=3,
-                )
-            return ClientClosed(
-                "the event loop this client was opened on is closed (and aclose() was never "
-                "called); open a new AmplitudeClient on this event loop"
-            )
-        return ClientStateError(
-            "this AmplitudeClient belongs to the event loop it was opened on, not this one "
-            "(or this thread has none); use it on that loop, or from another thread call "
-            "identify_threadsafe()"
-        )
+        intake, states = self._intake, self._states
+        intake.refusal = None if states.accepting else states.error
+        intake.auth_failed = state is _S.AUTH_FAILED
+        if not states.accepting:
+            intake.fail_waiters(states.error())
 
     def _auth_failed(self, status: int | None) -> None:
         if self._sender.before_batch == self._fail_all_auth:
@@ -259,9 +125,6 @@ class AmplitudeClient:
         for op in self._lanes.drain_all():
             self._ledger.fail(op, FailureReason.AUTH, "the API key was not accepted")
 
-    def _count_retried(self, count: int) -> None:
-        self._ledger.counters.retried += count
-
     # -- lifecycle --------------------------------------------------------------------
 
     async def __aenter__(self) -> AmplitudeClient:
@@ -269,10 +132,10 @@ class AmplitudeClient:
             raise ClientStateError(
                 f"an AmplitudeClient can be opened once; this one is {self._state.value}"
             )
-        self._loop = self._intake.loop = asyncio.get_running_loop()
+        self._guard.loop = self._intake.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         started = asyncio.Event()
-        self._host_task = self._loop.create_task(self._host(started), name="amplitude_async")
+        self._host_task = self._guard.loop.create_task(self._host(started), name="amplitude_async")
         try:
             await started.wait()
         except BaseException:
@@ -283,10 +146,10 @@ class AmplitudeClient:
                 await self._transport.aclose()
             self._enter(_S.CLOSED)
             raise
-        if self._failure is not None:  # failed before it started: never opened
+        if self._states.failure is not None:  # failed before it started: never opened
             await self._transport.aclose()
             self._enter(_S.CLOSED)
-            raise ClientStateError("the client could not start") from self._failure
+            raise ClientStateError("the client could not start") from self._states.failure
         self._enter(_S.OPEN)
         return self
 
@@ -310,7 +173,7 @@ class AmplitudeClient:
             # A bug in the pipeline: refuse intake and wake every waiter with the error
             # now (nothing would ever resolve their operations); aclose() fails what is
             # left with "shutdown" and raises this.
-            self._failure = exc
+            self._states.failure = exc
             logger.error(
                 "the client's background task failed; nothing more will be sent and "
                 "aclose() will fail what is queued",
@@ -318,7 +181,7 @@ class AmplitudeClient:
             )
             if self._state in (_S.OPEN, _S.AUTH_FAILED):
                 self._enter(_S.FAILED)
-            self._ledger.fail_flush_waiters(self._state_error())
+            self._ledger.fail_flush_waiters(self._states.error())
             raise
         finally:
             started.set()
@@ -327,9 +190,9 @@ class AmplitudeClient:
         """The loop is ending and nobody closed the client: say so (ResourceWarning),
         fail what is left with "shutdown" (its receipts and threads hear of it), spool
         it and close the transport, so that nothing waits for ever."""
-        self._orphaned = True
+        self._states.orphaned = True
         self._enter(_S.CLOSING)
-        undelivered = self._fail_leftovers()
+        undelivered = self._leftovers.fail()
         warnings.warn(
             f"{self!r} was not closed before its event loop ended: {len(undelivered)} "
             "operation(s) failed with reason shutdown. Use 'async with AmplitudeClient(...)' "
@@ -337,15 +200,8 @@ class AmplitudeClient:
             ResourceWarning,
             stacklevel=1,
         )
-        spooled = True
-        path = self._config.spool_path
-        if undelivered and path:
-            try:
-                # Blocking, on purpose: the loop is ending, a worker thread may not run.
-                write_spool(path, undelivered)
-            except OSError as exc:
-                spooled = False
-                logger.error("could not append to the spool %s: %s", path, exc)
+        # Blocking, on purpose: the loop is ending, a worker thread may not run.
+        spooled = self._leftovers.spool_now(undelivered)
         await self._transport.aclose()
         self._finish_close(undelivered, spooled=spooled)
 
@@ -372,7 +228,7 @@ class AmplitudeClient:
         if self._state is _S.UNOPENED:
             self._enter(_S.CLOSED)
             return []
-        self._check_loop()
+        self._guard.check()
         return await self._shutdown(drain=True)
 
     async def _shutdown(self, *, drain: bool) -> list[Identify]:
@@ -414,8 +270,8 @@ class AmplitudeClient:
         every receipt resolved, the spool written and the transport closed before its
         cancellation goes on."""
         if self._closer is None:
-            assert self._loop is not None
-            self._closer = self._loop.create_task(
+            assert self._guard.loop is not None
+            self._closer = self._guard.loop.create_task(
                 self._close_down(), name="amplitude_async client close"
             )
         return await wait_out(self._closer)
@@ -435,44 +291,16 @@ class AmplitudeClient:
         finally:
             # Also when a background task failed: every receipt still gets its outcome
             # and the transport is closed.
-            undelivered = self._fail_leftovers()
-            path = self._config.spool_path
-            if undelivered and path:
-                try:
-                    await anyio.to_thread.run_sync(write_spool, path, undelivered)
-                except OSError as exc:
-                    # Not written: still close and hand the operations over below.
-                    spool_error = exc
-                    logger.error(
-                        "could not append %d undelivered operation(s) to the spool %s: %s",
-                        len(undelivered),
-                        path,
-                        exc,
-                    )
+            undelivered = self._leftovers.fail()
+            spool_error = await self._leftovers.spool(undelivered)
             await self._transport.aclose()
             self._finish_close(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
 
-    def _fail_leftovers(self) -> list[Identify]:
-        leftovers = self._lanes.drain_all()
-        message = "the client closed before the operation was delivered"
-        for op in leftovers:
-            self._ledger.fail(op, FailureReason.SHUTDOWN, message)
-        return leftovers
-
-    def _finish_close(self, undelivered: list[Identify], *, spooled: bool = True) -> None:
+    def _finish_close(self, undelivered: list[Identify], *, spooled: bool) -> None:
         self._enter(_S.CLOSED)
         self._ledger.release_flush_waiters(force=True)
-        if undelivered:
-            path = self._config.spool_path
-            where = f"; appended to {path}" if path and spooled else ""
-            logger.warning(
-                "closed with %d operation(s) undelivered (reason shutdown)%s",
-                len(undelivered),
-                where,
-            )
-            if self._config.on_undelivered is not None:
-                self._config.on_undelivered(undelivered)
+        self._leftovers.hand_over(undelivered, spooled=spooled)
 
     def __del__(self) -> None:
         if getattr(self, "_state", None) is _S.OPEN:
@@ -512,7 +340,7 @@ class AmplitudeClient:
         client and QueueFull are raised in the calling thread. When ``timeout`` seconds
         pass first, :class:`TimeoutError` is raised and the operation is not queued.
         """
-        loop = self._loop
+        loop = self._guard.loop
         if loop is None or self._state is _S.UNOPENED:
             raise ClientNotStarted("the client is not open; use 'async with AmplitudeClient(...)'")
         if threading.get_ident() == self._loop_thread:
@@ -527,9 +355,9 @@ class AmplitudeClient:
     async def flush(self) -> None:
         """Send now, and return once every operation enqueued before the call has an
         outcome (delivered or failed)."""
-        if self._state is _S.UNOPENED or self._state is _S.FAILED or self._orphaned:
-            raise self._state_error()
-        self._check_loop()
+        if self._state is _S.UNOPENED or self._state is _S.FAILED or self._states.orphaned:
+            raise self._states.error()
+        self._guard.check()
         waiter = self._ledger.flush_waiter()
         if waiter is None:
             return
@@ -564,11 +392,3 @@ class AmplitudeClient:
             f"AmplitudeClient(server_url={self._url!r}, state={self._state.value!r}, "
             f"queued={self._ledger.unresolved}, in_flight={self._sender.in_flight})"
         )
-
-
-def _utf8_encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
