@@ -46,7 +46,7 @@ if typing.TYPE_CHECKING:
     from ._stats import ClientStats
     from ._transport import AiohttpTransport, AsyncTransport, HttpRequest, HttpResponse
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "APIStatusError",

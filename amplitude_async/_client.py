@@ -22,7 +22,7 @@ import threading
 import warnings
 from collections.abc import Coroutine
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -31,12 +31,18 @@ from ._clock import Clock, SystemClock
 from ._config import ClientConfig
 from ._errors import ClientNotStarted, ClientStateError
 from ._identify import Identify
+from ._logfields import fields
 from ._outcome import FailureReason, Outcome, Receipt
 from ._pipeline import Pipeline, checked_arguments
 from ._state import LoopGuard, State, StateMachine
 from ._stats import ClientStats
 from ._transport import AsyncTransport
 from ._uncancellable import wait_out
+
+if TYPE_CHECKING:
+    import aiohttp
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["AmplitudeClient"]
 
@@ -51,6 +57,16 @@ class AmplitudeClient:
     >>> async with AmplitudeClient(api_key) as amp:
     ...     receipt = await amp.identify(Identify(user_id="user-1").set("plan", "pro"))
     ...     outcome = await receipt          # Delivered(...) or Failed(reason=...)
+
+    ``transport``: an :class:`AsyncTransport` to send through (default: an
+    :class:`AiohttpTransport`; tests use ``amplitude_async.testing.MockTransport``).
+    ``session``: an :class:`aiohttp.ClientSession` of the caller's to send through (its
+    connector, proxy and TLS settings apply; ``request_timeout`` still bounds each
+    request); the caller owns it and the client never closes it. Without one the client
+    makes its own, which honours the proxy variables and sends ``User-Agent``.
+    ``meter_provider`` / ``tracer_provider``: where the OpenTelemetry metrics and spans go
+    (default: the global providers; nothing at all without opentelemetry-api). See
+    docs/observability.md.
     """
 
     def __init__(
@@ -62,14 +78,26 @@ class AmplitudeClient:
         config: ClientConfig | None = None,
         clock: Clock | None = None,
         transport: AsyncTransport | None = None,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
-        url, cfg = checked_arguments(api_key, server_zone, server_url, config, transport)
+        url, cfg = checked_arguments(api_key, server_zone, server_url, config, transport, session)
         self._config = cfg
         self._url = url
         self._clock: Clock = clock or SystemClock()
         stages = Pipeline(
-            api_key, url, cfg, self._clock, transport, on_auth_failed=self._auth_failed
+            api_key,
+            url,
+            cfg,
+            self._clock,
+            transport,
+            on_auth_failed=self._auth_failed,
+            session=session,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
+        self._stages = stages
         # The stages, each owning its state (docs/architecture.md).
         self._transport = stages.transport
         self._ledger = stages.ledger
@@ -116,6 +144,7 @@ class AmplitudeClient:
             "reason auth and sending nothing more",
             urlsplit(self._url).netloc,
             status,
+            extra=fields("identify.auth_refused", reason="auth", status=status),
         )
         self._sender.before_batch = self._fail_all_auth
         if self._state is _S.OPEN:
@@ -151,6 +180,7 @@ class AmplitudeClient:
             self._enter(_S.CLOSED)
             raise ClientStateError("the client could not start") from self._states.failure
         self._enter(_S.OPEN)
+        self._stages.telemetry.watch(lambda: self._ledger.unresolved, lambda: len(self._throttle))
         return self
 
     async def _host(self, started: asyncio.Event) -> None:
@@ -178,6 +208,7 @@ class AmplitudeClient:
                 "the client's background task failed; nothing more will be sent and "
                 "aclose() will fail what is queued",
                 exc_info=exc,
+                extra=fields("identify.task_failed"),
             )
             if self._state in (_S.OPEN, _S.AUTH_FAILED):
                 self._enter(_S.FAILED)
@@ -299,6 +330,8 @@ class AmplitudeClient:
 
     def _finish_close(self, undelivered: list[Identify], *, spooled: bool) -> None:
         self._enter(_S.CLOSED)
+        self._stages.sync_outcomes()
+        self._stages.telemetry.unwatch()
         self._ledger.release_flush_waiters(force=True)
         self._leftovers.hand_over(undelivered, spooled=spooled)
 

@@ -53,7 +53,8 @@ class ClientConfig:
     min_throttle_hold: float = 1.0
     #: Identities held at once, at most; past it the holds ending soonest are let go.
     throttle_map_max: int = 100_000
-    #: Shortest user_id / device_id accepted.
+    #: Shortest user_id / device_id accepted; any other value than 5 is also sent to the
+    #: server as the Identify API's ``options={"min_id_length": N}``.
     min_id_length: int = DEFAULT_MIN_ID_LENGTH
     #: "form" (application/x-www-form-urlencoded) or "multipart" (multipart/form-data).
     encoding: Encoding = "form"
@@ -96,6 +97,8 @@ class ClientConfig:
             raise ConfigurationError(
                 f"retry_cap ({self.retry_cap}) must be at least retry_base ({self.retry_base})"
             )
+        if not isinstance(self.coalesce, bool):
+            raise ConfigurationError(f"coalesce must be True or False, got {self.coalesce!r}")
         if self.on_full not in ("wait", "drop", "raise"):
             raise ConfigurationError(
                 f"on_full must be 'wait', 'drop' or 'raise', got {self.on_full!r}"

@@ -12,6 +12,8 @@ from typing import Any, Final
 
 import msgspec
 
+from ._rules import DEFAULT_MIN_ID_LENGTH
+
 __all__ = ["BatchEncoder", "form_escape"]
 
 # RFC 3986 unreserved characters: never escaped.
@@ -75,15 +77,28 @@ class BatchEncoder:
 
     __slots__ = ("_encode", "_form", "_prefix", "_suffix", "content_type", "expansion")
 
-    def __init__(self, api_key: str, encoding: str) -> None:
+    def __init__(
+        self, api_key: str, encoding: str, min_id_length: int = DEFAULT_MIN_ID_LENGTH
+    ) -> None:
         self._encode = msgspec.json.Encoder().encode
         self._form = encoding == "form"
         #: How many body bytes one JSON byte may take at most (form escaping: "%XX").
         self.expansion = 3 if self._form else 1
         key = api_key.encode("utf-8")
+        # The Identify API, like HTTP V2 and Batch, takes "options": {"min_id_length": N}
+        # (HTTP V2 API docs, "Options"); without it the server applies its default of 5
+        # and drops or refuses the shorter ids the caller allowed. Sent only when needed.
+        options = (
+            b'{"min_id_length":%d}' % min_id_length
+            if min_id_length != DEFAULT_MIN_ID_LENGTH
+            else b""
+        )
         if self._form:
             self.content_type = "application/x-www-form-urlencoded"
-            self._prefix = b"api_key=" + form_escape(key) + b"&identification="
+            self._prefix = b"api_key=" + form_escape(key)
+            if options:
+                self._prefix += b"&options=" + form_escape(options)
+            self._prefix += b"&identification="
             self._suffix = b""
         else:
             # JSON escapes CR and LF inside strings, so "\r\n--boundary" cannot occur
@@ -91,6 +106,14 @@ class BatchEncoder:
             boundary = secrets.token_hex(16)
             self.content_type = f"multipart/form-data; boundary={boundary}"
             b = boundary.encode("ascii")
+            options_part = (
+                b'\r\nContent-Disposition: form-data; name="options"\r\n\r\n'
+                + options
+                + b"\r\n--"
+                + b
+                if options
+                else b""
+            )
             self._prefix = (
                 b"--"
                 + b
@@ -98,6 +121,7 @@ class BatchEncoder:
                 + key
                 + b"\r\n--"
                 + b
+                + options_part
                 + b'\r\nContent-Disposition: form-data; name="identification"\r\n'
                 + b"Content-Type: application/json\r\n\r\n"
             )

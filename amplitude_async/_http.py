@@ -14,6 +14,8 @@ flagged ``truncated`` and its connection is closed, not reused.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,12 +23,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
-from ._errors import ConnectError, RequestTimeout
+from ._errors import ConfigurationError, ConnectError, RequestTimeout
 from ._scrub import Scrubber
+from ._version import __version__
 
-__all__ = ["ANSWER_MAX_BYTES", "HttpResponse", "new_session", "send"]
+__all__ = [
+    "ANSWER_MAX_BYTES",
+    "USER_AGENT",
+    "HttpResponse",
+    "caller_session",
+    "new_session",
+    "send",
+]
 
+#: Sent by the sessions the clients make themselves (a caller's session keeps its own).
+USER_AGENT = f"amplitude-async/{__version__}"
 #: Bytes of an ``/identify`` answer read, at most (after decompression). The client needs
 #: only the status and a short error body; a 429 naming a thousand 100-character ids
 #: still fits.
@@ -63,16 +77,47 @@ class HttpResponse:
         return seconds if 0 <= seconds < 86_400 else None
 
 
-def new_session(*, max_connections: int, timeout: float) -> aiohttp.ClientSession:
-    """One pooled session; keep-alive connections are reused across requests."""
+# The proxy each session made by new_session() sends through (None: direct).
+_proxies: weakref.WeakKeyDictionary[aiohttp.ClientSession, tuple[URL, aiohttp.BasicAuth | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def new_session(*, max_connections: int, timeout: float, url: str) -> aiohttp.ClientSession:
+    """One pooled session for ``url``'s server; keep-alive connections are reused.
+
+    It honours the proxy variables as ``trust_env`` would (HTTP_PROXY / HTTPS_PROXY /
+    NO_PROXY, proxy credentials from .netrc), looked up once, here: the clients talk to
+    one server. aiohttp's own ``trust_env=True`` looks them up again on every request in
+    two thread-pool hops, and also adds .netrc credentials for the server itself, which
+    would clash with the profile client's own Authorization header.
+    """
     connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout),
         # Decompressed by _read_body, with a bound: aiohttp would inflate a bomb whole.
         auto_decompress=False,
         raise_for_status=False,
+        headers={"User-Agent": USER_AGENT},
     )
+    # LookupError: no proxy named for this URL, or NO_PROXY exempts it: direct.
+    with contextlib.suppress(LookupError):
+        _proxies[session] = get_env_proxy_for_url(URL(url))
+    return session
+
+
+def caller_session(session: object) -> aiohttp.ClientSession | None:
+    """Check a ``session=`` argument: None or an open :class:`aiohttp.ClientSession`."""
+    if session is None:
+        return None
+    if not isinstance(session, aiohttp.ClientSession):
+        raise ConfigurationError(
+            f"session must be an aiohttp.ClientSession, got {type(session).__name__}"
+        )
+    if session.closed:
+        raise ConfigurationError("session is closed; pass an open aiohttp.ClientSession")
+    return session
 
 
 async def send(
@@ -94,6 +139,10 @@ async def send(
     included): ``scrub`` cuts the secrets out of the message, and an error whose text
     held one is raised without its aiohttp cause, so no traceback shows it either."""
     host = urlsplit(url).netloc
+    if session.closed:
+        # A caller's session closed by its owner while a client still uses it: aiohttp
+        # would raise RuntimeError. Nothing was sent.
+        raise ConnectError(f"the HTTP session for {host} is closed", maybe_applied=False)
     try:
         # Passing timeout=None would switch the session's timeout off: only pass one
         # when the caller has its own.
@@ -103,6 +152,9 @@ async def send(
         sent_headers = {"Accept-Encoding": _ACCEPT_ENCODING}
         if headers:
             sent_headers.update(headers)
+        proxy = _proxies.get(session)
+        if proxy is not None:
+            extra["proxy"], extra["proxy_auth"] = proxy
         async with session.request(
             method,
             url,
@@ -110,6 +162,11 @@ async def send(
             headers=sent_headers,
             params=params,
             allow_redirects=False,
+            # A caller's session may raise on 4xx/5xx; the answer is ours to classify.
+            raise_for_status=False,
+            # Per request too, so a caller's session (session=) cannot inflate a bomb
+            # whole either: _read_body inflates with a bound.
+            auto_decompress=False,
             **extra,
         ) as response:
             body, truncated = await _read_body(response, max_body)

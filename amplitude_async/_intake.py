@@ -25,6 +25,7 @@ from ._errors import ClientStateError, QueueFull, ValidationError
 from ._identify import Identify
 from ._lanes import Lanes
 from ._ledger import Ledger
+from ._logfields import fields
 from ._outcome import FROZEN, Failed, FailureReason, Outcome, Receipt
 from ._rules import id_problem
 from ._sender import Sender
@@ -217,6 +218,7 @@ class Intake:
                     "intake full (queue_max=%d): %d operation(s) dropped so far (reason dropped)",
                     self._queue_max,
                     dropped,
+                    extra=fields("identify.dropped", count=dropped, reason="dropped"),
                 )
             op._flags |= FROZEN
             ledger.admit(op)

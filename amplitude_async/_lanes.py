@@ -26,6 +26,7 @@ from typing import Final
 from ._coalesce import Merged, Unit, merge_into
 from ._identify import Identify
 from ._limits import RequestLimits
+from ._logfields import fields
 from ._throttle import ThrottleMap
 
 __all__ = ["BUSY", "HELD", "IDLE", "READY", "URGENT", "Lane", "Lanes"]
@@ -122,7 +123,10 @@ class Lanes:
             try:
                 merged = merge_into(units[-1], op, self._limits.merge_max)
             except Exception:  # a merge bug must not lose the operation: queue it unmerged
-                logger.exception("coalescing failed; queueing the operation unmerged")
+                logger.exception(
+                    "coalescing failed; queueing the operation unmerged",
+                    extra=fields("identify.coalesce_failed", count=1),
+                )
                 merged = None
             if merged is not None:
                 units[-1] = merged

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ._coalesce import Merged, Unit
 from ._identify import Identify
+from ._logfields import fields
 from ._outcome import AMBIGUOUS, Delivered, Failed, FailureReason, Outcome
 from ._stats import Counters
 
@@ -92,7 +93,10 @@ class Ledger:
             try:
                 callback(op, outcome)
             except Exception:  # a user callback's bug must not lose other outcomes
-                logger.exception("on_outcome callback raised; the outcome stands")
+                logger.exception(
+                    "on_outcome callback raised; the outcome stands",
+                    extra=fields("identify.callback_failed", count=1),
+                )
 
     def fail(
         self,
@@ -207,8 +211,14 @@ class Ledger:
             self.release_flush_waiters()
 
 
-def log_failed(count: int, reason: FailureReason, message: str) -> None:
-    logger.warning("%d operation(s) failed with reason %s: %s", count, reason.value, message)
+def log_failed(count: int, reason: FailureReason, message: str, status: int | None = None) -> None:
+    logger.warning(
+        "%d operation(s) failed with reason %s: %s",
+        count,
+        reason.value,
+        message,
+        extra=fields("identify.failed", count=count, reason=reason.value, status=status),
+    )
 
 
 def _nothing(count: int) -> None:

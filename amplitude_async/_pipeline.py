@@ -7,7 +7,7 @@ decided here, once, so each stage gets exactly the others it calls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from ._batcher import Batcher
@@ -23,8 +23,12 @@ from ._request import RequestHandler
 from ._scrub import Scrubber
 from ._sender import Sender
 from ._shutdown import Leftovers
+from ._telemetry import Telemetry
 from ._throttle import ThrottleMap
 from ._transport import AiohttpTransport, AsyncTransport
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["SERVER_URLS", "Pipeline", "checked_arguments"]
 
@@ -40,6 +44,7 @@ def checked_arguments(
     server_url: object,
     config: object,
     transport: object,
+    session: object = None,
 ) -> tuple[str, ClientConfig]:
     """The URL to send to and the config, or a :class:`ConfigurationError` (whose
     message never echoes the key)."""
@@ -63,6 +68,10 @@ def checked_arguments(
         raise ConfigurationError(
             f"transport must be an AsyncTransport, got {type(transport).__name__}"
         )
+    if transport is not None and session is not None:
+        raise ConfigurationError(
+            "pass session= or transport=, not both (AiohttpTransport(session=...) takes one)"
+        )
     assert isinstance(url, str)
     return url, config or ClientConfig()
 
@@ -70,7 +79,16 @@ def checked_arguments(
 class Pipeline:
     """Every stage of one client, wired."""
 
-    __slots__ = ("intake", "lanes", "ledger", "leftovers", "sender", "throttle", "transport")
+    __slots__ = (
+        "intake",
+        "lanes",
+        "ledger",
+        "leftovers",
+        "sender",
+        "telemetry",
+        "throttle",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -81,13 +99,25 @@ class Pipeline:
         transport: AsyncTransport | None,
         *,
         on_auth_failed: Callable[[int | None], None],
+        session: aiohttp.ClientSession | None = None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         # Cuts the key, in any spelling an echo may use, out of every server text.
         scrub = Scrubber(api_key)
         self.transport: AsyncTransport = transport or AiohttpTransport(
-            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout, scrub=scrub
+            max_connections=cfg.max_in_flight,
+            timeout=cfg.request_timeout,
+            session=session,
+            url=url,
+            scrub=scrub,
         )
-        encoder = BatchEncoder(api_key, cfg.encoding)
+        # Metrics and spans (docs/observability.md): per request and in bulk, never per
+        # operation; a no-op without opentelemetry-api.
+        self.telemetry = Telemetry.create(
+            "identify", url, meter_provider=meter_provider, tracer_provider=tracer_provider
+        )
+        encoder = BatchEncoder(api_key, cfg.encoding, cfg.min_id_length)
         self.ledger = ledger = Ledger(cfg.on_outcome)
         self.throttle = throttle = ThrottleMap(cfg.throttle_map_max)
         limits = RequestLimits(cfg.batch_max_items, cfg.batch_max_bytes)
@@ -108,6 +138,7 @@ class Pipeline:
             ledger=ledger,
             limits=limits,
             throttle=throttle,
+            telemetry=self.telemetry,
             on_auth_failed=on_auth_failed,
         )
         self.sender = Sender(
@@ -119,12 +150,18 @@ class Pipeline:
             max_items=cfg.batch_max_items,
             flush_interval=cfg.flush_interval,
             on_retried=self._count_retried,
+            on_turn=self.sync_outcomes,
         )
         self.intake = Intake(cfg, clock.now, ledger, lanes, self.sender)
         self.leftovers = Leftovers(cfg, lanes, ledger)
 
     def _count_retried(self, count: int) -> None:
         self.ledger.counters.retried += count
+
+    def sync_outcomes(self) -> None:
+        """The outcomes so far, in one bulk update of the operations counter."""
+        counters = self.ledger.counters
+        self.telemetry.sync_outcomes(counters.delivered, counters.failed)
 
 
 def _utf8_encodable(text: str) -> bool:

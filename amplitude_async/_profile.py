@@ -33,7 +33,7 @@ import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self, TypedDict, Unpack
+from typing import TYPE_CHECKING, Literal, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -55,12 +55,18 @@ from ._errors import (
     TransportError,
     UserNotFound,
 )
-from ._http import HttpResponse, new_session, send
+from ._http import HttpResponse, caller_session, new_session, send
 from ._jsonguard import ANSWER_NESTING_MAX, decode_or_none, too_deep
+from ._logfields import fields
 from ._profile_models import UserProfile, decode_envelope
 from ._ratelimit import RateLimiter
 from ._scrub import Scrubber
+from ._telemetry import Telemetry
 from ._ttlcache import TTLCache
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = [
     "DEFAULT_PROFILE_URL",
@@ -287,6 +293,16 @@ class ProfileClient:
     all its calls on this client (None: no pacing); :meth:`get` is not paced, because a
     hot path should fail fast rather than queue. ``cache_ttl`` turns on an in-process
     cache of successful lookups (``cache_max`` entries at most); errors are not cached.
+
+    With opentelemetry-api installed (extra ``otel``), every HTTP attempt is a client span
+    and counts in ``amplitude.profile.requests`` / ``amplitude.profile.request.duration``,
+    on the global providers or on ``meter_provider`` / ``tracer_provider`` when given
+    (docs/observability.md).
+
+    ``session``: an :class:`aiohttp.ClientSession` of the caller's to send through; the
+    caller owns it and closes it (``aclose`` leaves it open). Without one the client makes
+    its own (``max_connections``, proxy variables honoured, ``User-Agent:
+    amplitude-async/<version>``).
     """
 
     def __init__(
@@ -303,6 +319,9 @@ class ProfileClient:
         cache_ttl: float | None = None,
         cache_max: int = 10_000,
         clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if not isinstance(secret_key, str) or not secret_key.strip():
             raise ConfigurationError("secret_key must be a non-empty string")
@@ -340,11 +359,16 @@ class ProfileClient:
             else TTLCache(ttl=cache_ttl, max_size=cache_max, clock=self._clock)
         )
         self._state: _State = "unopened"
+        # A caller's session is used as it is and never closed here.
+        self._caller_session = caller_session(session)
         self._session: aiohttp.ClientSession | None = None
         # Set by aclose(): wakes lookups waiting on a backoff or the pacer.
         self._closing = asyncio.Event()
         self._requests = 0
         self._retries = 0
+        self._telemetry = Telemetry.create(
+            "profile", self._url, meter_provider=meter_provider, tracer_provider=tracer_provider
+        )
 
     # -- state ----------------------------------------------------------------------
 
@@ -361,7 +385,9 @@ class ProfileClient:
             raise ClientStateError("ProfileClient is already open")
         if self._state == "closed":
             raise ClientClosed("ProfileClient was closed; create a new one")
-        self._session = new_session(max_connections=self._max_connections, timeout=self._timeout)
+        self._session = self._caller_session or new_session(
+            max_connections=self._max_connections, timeout=self._timeout, url=self._url
+        )
         self._state = "open"
         return self
 
@@ -380,7 +406,7 @@ class ProfileClient:
         self._state = "closed"
         self._closing.set()
         session, self._session = self._session, None
-        if session is not None:
+        if session is not None and session is not self._caller_session:
             await session.close()
 
     def _open_session(self) -> aiohttp.ClientSession:
@@ -559,16 +585,18 @@ class ProfileClient:
                 deadline = now + self._retry_deadline
             self._requests += 1
             try:
-                response = await send(
-                    session,
-                    "GET",
-                    self._url,
-                    params=params,
-                    headers=self._secret.headers(),
-                    timeout=min(self._timeout, max(deadline - now, 0.001)),
-                    max_body=PROFILE_ANSWER_MAX_BYTES,
-                    scrub=self._secret.scrub,
-                )
+                with self._telemetry.request(resend_count=attempt) as request:
+                    response = await send(
+                        session,
+                        "GET",
+                        self._url,
+                        params=params,
+                        headers=self._secret.headers(),
+                        timeout=min(self._timeout, max(deadline - now, 0.001)),
+                        max_body=PROFILE_ANSWER_MAX_BYTES,
+                        scrub=self._secret.scrub,
+                    )
+                    request.status = response.status
                 return self._answer(response)
             except (ServerError, TransportError) as exc:
                 error: AmplitudeError = exc
@@ -579,7 +607,19 @@ class ProfileClient:
             if clock.now() + delay >= deadline:
                 raise error
             self._retries += 1
-            log.debug("profile lookup: %s; retry %d in %.3fs", error, attempt, delay)
+            log.debug(
+                "profile lookup: %s; retry %d in %.3fs",
+                error,
+                attempt,
+                delay,
+                extra=fields(
+                    "profile.retry",
+                    reason=type(error).__name__,
+                    status=getattr(error, "status", None),
+                    attempt=attempt,
+                    delay=delay,
+                ),
+            )
             await clock.wait(self._closing, clock.now() + delay)
             if self._closing.is_set():
                 raise ClientClosed("ProfileClient closed while waiting to retry") from error

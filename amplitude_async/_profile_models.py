@@ -1,13 +1,22 @@
 """Typed answers of the User Profile API (``GET /v1/userprofile``).
 
 The body is decoded by msgspec straight into the private ``_Wire*`` structs below, in one
-pass and without an intermediate ``dict``. Amplitude's descriptions spell some parts two
-ways (``amp_props``/``user_properties``, ``computations``/``computed_properties``,
-``propensity``/``propensities``); the wire structs accept every spelling and
-:func:`decode_envelope` folds them into one public :class:`UserProfile`, so callers
-read one name whatever the server sent. Parts the server left out or sent as ``null``
-are ``None``. Unknown keys are ignored, so a new field on Amplitude's side does not
-break decoding.
+pass and without an intermediate ``dict``. Two shapes are read, and folded by
+:func:`decode_envelope` into one public :class:`UserProfile`, so callers read one name
+whatever the server sent:
+
+- the documented one (User Profile API docs, amplitude-dev-center
+  docs/analytics/apis/user-profile-api.md): recommendations with ``items``,
+  ``child_rec_id``, ``recommendation_source`` and ``last_updated``; computations inside
+  ``amp_props`` as ``computed-prop-<id>`` keys; ``propensity`` (one value) and
+  ``propensities`` (``[{prop, pred_id, prop_type}]``, also for several prediction ids);
+- the seed OpenAPI file's, which some integrations still produce: ``child_ids``,
+  ``recommendation_type``, ``title``, ``computed_properties``, ``amplitude_id``,
+  ``user_properties``, and a propensity as an object or with ``prediction_id`` /
+  ``propensity_type`` siblings.
+
+Parts the server left out or sent as ``null`` are ``None``. Unknown keys are ignored, so
+a new field on Amplitude's side does not break decoding.
 """
 
 from __future__ import annotations
@@ -27,10 +36,10 @@ __all__ = [
 class Recommendation(msgspec.Struct, frozen=True, kw_only=True):
     """One recommendation set of a user.
 
-    ``items`` are the recommended ids. Amplitude's examples call them ``items`` (with
-    ``child_rec_id``, ``recommendation_source``, ``last_updated``); older descriptions
-    call them ``child_ids`` (with ``recommendation_type`` and ``title``). Both are read;
-    ``items`` holds whichever was sent.
+    ``items`` are the recommended ids. Amplitude's documentation calls them ``items``
+    (with ``child_rec_id``, ``recommendation_source``, ``last_updated``); the seed OpenAPI
+    file calls them ``child_ids`` (with ``recommendation_type`` and ``title``). Both are
+    read; ``items`` holds whichever was sent.
     """
 
     rec_id: str | None = None
@@ -44,7 +53,8 @@ class Recommendation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Propensity(msgspec.Struct, frozen=True, kw_only=True):
-    """A prediction for the user: ``prop`` is the score (0-100) or percentile."""
+    """A prediction for the user: ``prop`` is the raw score (``prop_type="score"``) or the
+    percentile, 0-100 (``"pct"``); ``pred_id`` is the prediction id."""
 
     prop: float | None = None
     pred_id: str | None = None
@@ -61,7 +71,11 @@ class UserProfile(msgspec.Struct, frozen=True, kw_only=True):
     amp_props: dict[str, Any] | None = None
     #: Ids of the cohorts the user is in (``get_cohort_ids``).
     cohort_ids: list[str] | None = None
-    #: Computed properties (``get_computations`` / ``comp_id``).
+    #: Computed properties (``get_computations`` / ``comp_id``), by id. Read from a
+    #: ``computations``/``computed_properties`` object when the server sends one, else
+    #: from the ``computed-prop-<id>`` keys of ``amp_props`` (the documented place; the
+    #: key is the id after the prefix, and an unknown ``comp_id`` is ``None``). Those
+    #: keys also stay in :attr:`amp_props`, as sent.
     computations: dict[str, Any] | None = None
     recommendations: list[Recommendation] | None = None
     propensities: list[Propensity] | None = None
@@ -121,16 +135,22 @@ def decode_envelope(body: bytes) -> tuple[UserProfile | None, str | None]:
     return _fold(envelope.user_data), envelope.error
 
 
+#: Where the documented answer puts a computation: ``amp_props["computed-prop-<id>"]``.
+COMPUTED_PREFIX = "computed-prop-"
+
+
 def _fold(data: _WireUserData) -> UserProfile:
+    amp_props = data.amp_props if data.amp_props is not None else data.user_properties
+    computations = data.computations if data.computations is not None else data.computed_properties
+    if computations is None and amp_props:
+        computations = _computed_props(amp_props)
     return UserProfile(
         user_id=data.user_id,
         device_id=data.device_id,
         amplitude_id=data.amplitude_id,
-        amp_props=data.amp_props if data.amp_props is not None else data.user_properties,
+        amp_props=amp_props,
         cohort_ids=data.cohort_ids,
-        computations=(
-            data.computations if data.computations is not None else data.computed_properties
-        ),
+        computations=computations,
         recommendations=(
             None
             if data.recommendations is None
@@ -138,6 +158,16 @@ def _fold(data: _WireUserData) -> UserProfile:
         ),
         propensities=_fold_propensities(data),
     )
+
+
+def _computed_props(amp_props: dict[str, Any]) -> dict[str, Any] | None:
+    prefix = COMPUTED_PREFIX
+    found = {
+        name[len(prefix) :]: value
+        for name, value in amp_props.items()
+        if name.startswith(prefix) and len(name) > len(prefix)
+    }
+    return found or None
 
 
 def _fold_recommendation(rec: _WireRecommendation) -> Recommendation:

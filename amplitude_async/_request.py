@@ -31,10 +31,12 @@ from ._encode import BatchEncoder
 from ._errors import TransportError
 from ._ledger import Ledger, log_failed
 from ._limits import RequestLimits
+from ._logfields import fields
 from ._outcome import AMBIGUOUS, FailureReason
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
 from ._scrub import Scrubber
 from ._stats import Counters
+from ._telemetry import Telemetry
 from ._throttle import ThrottleMap
 from ._transport import AsyncTransport, HttpRequest
 
@@ -76,6 +78,7 @@ class RequestHandler:
         ledger: Ledger,
         limits: RequestLimits,
         throttle: ThrottleMap,
+        telemetry: Telemetry,
         on_auth_failed: Callable[[int | None], None],
     ) -> None:
         self._config = config
@@ -91,6 +94,7 @@ class RequestHandler:
         self._counters: Counters = ledger.counters
         self._limits = limits
         self._throttle = throttle
+        self._telemetry = telemetry
         self._on_auth_failed = on_auth_failed
 
     async def send(self, batch: Batch, attempt: Attempt) -> None:
@@ -122,9 +126,11 @@ class RequestHandler:
         counters.requests += 1
         counters.identifications += len(units)
         try:
-            response = await self._transport.handle_async_request(
-                HttpRequest("POST", self._url, self._headers, body)
-            )
+            with self._telemetry.request(len(units)) as scope:
+                response = await self._transport.handle_async_request(
+                    HttpRequest("POST", self._url, self._headers, body)
+                )
+                scope.status = response.status
             verdict = classify(response, self._scrub)
         except TransportError as exc:
             verdict = classify_transport_error(exc, self._scrub)
@@ -217,6 +223,7 @@ class RequestHandler:
             f"their operations failed with reason quota"
             if quota_users or quota_devices
             else "",
+            extra=fields("identify.throttled", count=held_ops, status=429, delay=hold),
         )
 
     async def _on_too_large(
@@ -231,7 +238,9 @@ class RequestHandler:
         if len(units) == 1 and not isinstance(units[0], Merged):
             message = f"the server refused the identification as too large ({verdict.message})"
             self._ledger.fail_unit(units[0], FailureReason.TOO_LARGE, message, verdict.status)
-            log_failed(1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}")
+            log_failed(
+                1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}", verdict.status
+            )
             return
         self._counters.splits += 1
         self._limits.shrink(size, len(units))
@@ -257,6 +266,7 @@ class RequestHandler:
             len(units),
             self._limits.size_limit,
             self._limits.item_limit,
+            extra=fields("identify.split", count=len(units), status=verdict.status),
         )
 
     async def _on_invalid(
@@ -326,6 +336,7 @@ class RequestHandler:
             self._host,
             count,
             verdict.message,
+            extra=fields("identify.invalid", count=count, reason="invalid", status=verdict.status),
         )
 
     def _on_retry(
@@ -367,7 +378,7 @@ class RequestHandler:
             attempts = max(attempts, first.attempts)
             attempt.blocked.add(unit.identity)
         if gave_up:
-            log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message)
+            log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message, verdict.status)
         if not kept:
             return
         delay = backoff_delay(
@@ -384,6 +395,13 @@ class RequestHandler:
             delay,
             attempts + 1,
             f": {verdict.message}" if verdict.status is None else "",
+            extra=fields(
+                "identify.retry",
+                count=kept,
+                status=verdict.status,
+                attempt=attempts + 1,
+                delay=delay,
+            ),
         )
 
 

@@ -73,6 +73,11 @@ class _ErrorBody(msgspec.Struct):
     exceeded_daily_quota_devices: dict[str, float] | None = None
     events_with_invalid_fields: dict[str, list[int]] | None = None
     events_with_missing_fields: dict[str, list[int]] | None = None
+    # Not in the docs' tables but sent by Amplitude and read by every official SDK
+    # (Amplitude-Python http_client.py invalid_or_silenced_index; analytics-go
+    # invalidOrSilencedEventIndexes; analytics-core handleInvalidResponse).
+    events_with_invalid_id_lengths: dict[str, list[int]] | None = None
+    silenced_events: list[int] | None = None
 
 
 _decode_error_body = msgspec.json.Decoder(_ErrorBody).decode
@@ -153,10 +158,16 @@ def _indices(parsed: _ErrorBody | None) -> frozenset[int] | None:
     if parsed is None:
         return None
     found: set[int] = set()
-    for table in (parsed.events_with_invalid_fields, parsed.events_with_missing_fields):
+    for table in (
+        parsed.events_with_invalid_fields,
+        parsed.events_with_missing_fields,
+        parsed.events_with_invalid_id_lengths,
+    ):
         if table:
             for indices in table.values():
                 found.update(i for i in indices if isinstance(i, int))
+    if parsed.silenced_events:
+        found.update(i for i in parsed.silenced_events if isinstance(i, int))
     return frozenset(found) if found else None
 
 

@@ -43,25 +43,27 @@ IDENTIFICATION_KEYS: Final = frozenset(
     ("user_id", "device_id", "user_properties", "groups", *FIELDS)
 )
 
-#: Ids Amplitude rejects as placeholders (compared case-insensitively).
+#: Ids Amplitude rejects as invalid (compared case-insensitively, surrounding blanks
+#: ignored): exactly the "Invalid IDs" list of the HTTP V2 API docs, section "Device
+#: IDs and User IDs minimum length" (amplitude-dev-center docs/analytics/apis/
+#: http-v2-api.md), which the Identify API inherits. "lmy47d" is an Android build id
+#: that some devices report as their serial; "" is the empty string.
 PLACEHOLDER_IDS: Final = frozenset(
     (
-        "null",
-        "undefined",
-        "none",
-        "nil",
         "anonymous",
-        "unknown",
-        "0",
-        "-1",
-        "00000000-0000-0000-0000-000000000000",
-        "lmy47v",
-        "[]",
-        "{}",
+        "nil",
+        "none",
+        "null",
         "n/a",
         "na",
-        "empty",
-        "guest",
+        "undefined",
+        "unknown",
+        "",
+        "00000000-0000-0000-0000-000000000000",
+        "{}",
+        "lmy47d",
+        "0",
+        "-1",
     )
 )
 DEFAULT_MIN_ID_LENGTH: Final = 5

@@ -25,6 +25,10 @@ from ._request import Attempt, RequestHandler
 __all__ = ["Sender"]
 
 
+def _nothing() -> None:
+    return None
+
+
 class Sender:
     """The loop that turns ready lanes into requests, and its in-flight slots."""
 
@@ -36,6 +40,7 @@ class Sender:
         "_lanes",
         "_max_in_flight",
         "_max_items",
+        "_on_turn",
         "_retried",
         "_sleep_until",
         "before_batch",
@@ -58,6 +63,7 @@ class Sender:
         max_items: int,
         flush_interval: float,
         on_retried: Callable[[int], None],
+        on_turn: Callable[[], None] = _nothing,
     ) -> None:
         self._clock = clock
         self._lanes = lanes
@@ -67,6 +73,9 @@ class Sender:
         self._max_items = max_items
         self._flush_interval = flush_interval
         self._retried = on_retried
+        #: Called at the end of every turn and after every request (telemetry's bulk
+        #: update of the outcomes counter).
+        self._on_turn = on_turn
         self._sleep_until: float | None = None
         self.in_flight = 0
         #: Drain at shutdown, or flush() calls waiting: send without lingering.
@@ -130,6 +139,9 @@ class Sender:
                 now = clock.now()
             self.wants_turn = False
             self.settled.set()
+            # Outcomes resolved outside a request since the last turn (refusals, drops,
+            # auth): one bulk update.
+            self._on_turn()
             self._sleep_until = lanes.next_deadline() if self.in_flight < max_in_flight else None
             await clock.wait(wake, self._sleep_until)
             wake.clear()
@@ -160,6 +172,7 @@ class Sender:
             back, count = _unresolved(batch.units)
             if count:
                 self._retried(count)
+            self._on_turn()  # this request's outcomes, in one bulk update
             self._lanes.settle(batch.lanes, back, self._clock.now(), attempt.not_before)
             self.in_flight -= 1
             self.wake.set()
@@ -188,7 +201,3 @@ def _unresolved(units: list[Unit]) -> tuple[dict[str, list[Unit]] | None, int]:
             back = {}
         back.setdefault(unit.identity, []).extend(pending)
     return back, count
-
-
-def _nothing() -> None:
-    return None

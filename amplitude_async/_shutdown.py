@@ -11,6 +11,7 @@ from ._config import ClientConfig
 from ._identify import Identify
 from ._lanes import Lanes
 from ._ledger import Ledger
+from ._logfields import fields
 from ._outcome import FailureReason
 from ._spool import write_spool
 
@@ -52,6 +53,7 @@ class Leftovers:
                 len(undelivered),
                 path,
                 exc,
+                extra=fields("identify.spool_failed", count=len(undelivered), reason="shutdown"),
             )
             return exc
         return None
@@ -65,7 +67,12 @@ class Leftovers:
         try:
             write_spool(path, undelivered)
         except OSError as exc:
-            logger.error("could not append to the spool %s: %s", path, exc)
+            logger.error(
+                "could not append to the spool %s: %s",
+                path,
+                exc,
+                extra=fields("identify.spool_failed", count=len(undelivered), reason="shutdown"),
+            )
             return False
         return True
 
@@ -79,6 +86,7 @@ class Leftovers:
             "closed with %d operation(s) undelivered (reason shutdown)%s",
             len(undelivered),
             where,
+            extra=fields("identify.undelivered", count=len(undelivered), reason="shutdown"),
         )
         if self._config.on_undelivered is not None:
             self._config.on_undelivered(undelivered)

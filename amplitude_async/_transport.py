@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 import aiohttp
 
-from ._http import HttpResponse, new_session, send
+from ._http import HttpResponse, caller_session, new_session, send
 from ._scrub import Scrubber
 
 __all__ = ["AiohttpTransport", "AsyncTransport", "HttpRequest", "HttpResponse"]
@@ -59,40 +59,60 @@ class AsyncTransport(Protocol):
 
 
 class AiohttpTransport:
-    """The default transport: one pooled ``aiohttp.ClientSession``, owned here.
+    """The default transport: one pooled ``aiohttp.ClientSession``.
 
     ``max_connections`` bounds the pool (the client passes its ``max_in_flight``);
     ``timeout`` is the total time for one request, in seconds. Answers are read up to a
-    bound and decompressed with one (``_http.send``).
+    bound and decompressed with one (``_http.send``). Its own session honours the proxy
+    variables and sends ``User-Agent: amplitude-async/<version>``; it is opened on first
+    use and closed by :meth:`aclose`. ``session``: a caller's session to send through
+    instead (its connector, proxy and TLS settings apply; ``timeout`` still bounds each
+    request); the caller owns it, :meth:`aclose` leaves it open.
     """
 
-    __slots__ = ("_max_connections", "_scrub", "_session", "_timeout")
+    __slots__ = ("_caller", "_max_connections", "_scrub", "_session", "_timeout", "_url")
 
     def __init__(
-        self, *, max_connections: int = 4, timeout: float = 10.0, scrub: Scrubber | None = None
+        self,
+        *,
+        max_connections: int = 4,
+        timeout: float = 10.0,
+        session: aiohttp.ClientSession | None = None,
+        url: str | None = None,
+        scrub: Scrubber | None = None,
     ) -> None:
         self._max_connections = max_connections
         self._timeout = timeout
+        self._caller = caller_session(session)
+        #: The server the session is for (its proxy is looked up once, for this URL).
+        self._url = url
         #: Cuts secrets out of aiohttp's error texts (they may quote an echoed request).
         self._scrub = scrub
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The session, opened on first use (inside the running event loop)."""
+        """The session requests go through (its own is opened on first use, inside the
+        running event loop)."""
+        if self._caller is not None:
+            return self._caller
         if self._session is None or self._session.closed:
             self._session = new_session(
-                max_connections=self._max_connections, timeout=self._timeout
+                max_connections=self._max_connections, timeout=self._timeout, url=self._url or ""
             )
         return self._session
 
     async def handle_async_request(self, request: HttpRequest) -> HttpResponse:
+        if self._url is None:
+            self._url = request.url
         return await send(
             self.session,
             request.method,
             request.url,
             data=request.body,
             headers=request.headers,
+            # A caller's session has the caller's timeout: give each request ours.
+            timeout=self._timeout if self._caller is not None else None,
             scrub=self._scrub,
         )
 
@@ -102,5 +122,8 @@ class AiohttpTransport:
             await session.close()
 
     def __repr__(self) -> str:
-        state = "open" if self._session is not None and not self._session.closed else "idle"
+        if self._caller is not None:
+            state = "caller's session"
+        else:
+            state = "open" if self._session is not None and not self._session.closed else "idle"
         return f"AiohttpTransport(max_connections={self._max_connections}, {state})"

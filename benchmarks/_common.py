@@ -9,8 +9,12 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 #: The client (and every contender) runs here; the server gets the other CPU.
@@ -174,3 +178,38 @@ def calibrate(rounds: int = 5) -> dict[str, float]:
         "best_ms": round(min(times) * 1000, 2),
         "median_ms": round(statistics.median(times) * 1000, 2),
     }
+
+
+def child_result(
+    cmd: list[str], *, cwd: Any, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run one measurement in a child process that prints ``RESULT {json}``; that result
+    with its wall time, or ``{"error": ...}`` with the end of its output."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            result["wall_seconds"] = round(time.perf_counter() - started, 2)
+            return result
+    tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-8:]
+    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+
+
+@contextlib.contextmanager
+def isolated_benchmarks() -> Iterator[str]:
+    """A directory holding only a link to benchmarks/. A child started there with
+    ``python -P`` and ``PYTHONPATH`` set to it imports benchmarks from this tree but
+    amplitude_async from the interpreter's own install, never from the source tree."""
+    with tempfile.TemporaryDirectory(prefix="amp-bench-") as tmp:
+        os.symlink(Path(__file__).resolve().parent, Path(tmp) / "benchmarks")
+        yield tmp
+
+
+def isolated_env(where: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=where)

@@ -232,3 +232,115 @@ async def _raw(
         "cpu_ms_per_1000_ops": round(cpu / ops * 1e6, 3),
         "client_busy": round(cpu / elapsed, 3),
     }
+
+
+# -- the same peers with the work built in the timed loop (benchmarks.compare) --------------
+
+
+def raw_user_loop(
+    base_url: str, ops: int, users: int, *, batch: int = 1000, in_flight: int = 4
+) -> dict[str, Any]:
+    """A hand-written loop doing what the client does, no more: build each wire dict in
+    the timed loop (``user-{i % users}``, ``$set plan``, ``$add logins``), and per batch
+    of ``batch`` encode with msgspec, form-escape, and post to ``/identify``, at most
+    ``in_flight`` posts at a time over one session. The ceiling for one process."""
+    reset = control(base_url, "/_reset", {})
+    result = asyncio.run(_raw_user_loop(base_url, ops, users, batch, in_flight))
+    server = control(base_url, "/count")
+    result.update(server_load(reset, server, result["seconds"]))
+    delivered = server["identifications"]
+    result.update(
+        {
+            "ops": ops,
+            "users": users,
+            "delivered": delivered,
+            "ops_per_second": round(delivered / result["seconds"]),
+            "peak_rss_mb": round(peak_rss() / 2**20, 1),
+        }
+    )
+    return result
+
+
+async def _raw_user_loop(
+    base_url: str, ops: int, users: int, batch: int, in_flight: int
+) -> dict[str, Any]:
+    url = base_url + "/identify"
+    prefix = b"api_key=" + form_escape(API_KEY.encode()) + b"&identification="
+    encode = msgspec.json.Encoder().encode
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    slots = asyncio.Semaphore(in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def post(session: aiohttp.ClientSession, body: bytes) -> None:
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"raw loop: HTTP {response.status}")
+        finally:
+            slots.release()
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as session:
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        items: list[dict[str, Any]] = []
+        for i in range(ops):
+            items.append(
+                {
+                    "user_id": f"user-{i % users}",
+                    "user_properties": {"$set": {"plan": "pro"}, "$add": {"logins": 1}},
+                }
+            )
+            if len(items) == batch or i == ops - 1:
+                body = prefix + form_escape(encode(items))
+                items = []
+                await slots.acquire()
+                task = asyncio.create_task(post(session, body))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+    return {
+        "seconds": round(elapsed, 3),
+        "us_per_op_cpu": round(cpu / ops * 1e6, 2),
+        "client_busy": round(cpu / elapsed, 3),
+    }
+
+
+def official_user_loop(base_url: str, ops: int, users: int) -> dict[str, Any]:
+    """The official SDK with each Identify and its EventOptions built in the timed loop,
+    then ``shutdown()`` (flushes and joins its senders); delivered counted by the sink."""
+    from amplitude import Amplitude, Config, EventOptions
+    from amplitude import Identify as OfficialIdentify
+
+    logging.getLogger("amplitude").setLevel(logging.CRITICAL)
+    reset = control(base_url, "/_reset", {})
+    client = Amplitude(API_KEY, Config(server_url=base_url + "/2/httpapi"))
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    identify = client.identify
+    for i in range(ops):
+        identify(
+            OfficialIdentify().set("plan", "pro").add("logins", 1),
+            EventOptions(user_id=f"user-{i % users}"),
+        )
+    client.shutdown()
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    server = control(base_url, "/count")
+    result: dict[str, Any] = server_load(reset, server, elapsed)
+    delivered = server["identifications"]
+    result.update(
+        {
+            "ops": ops,
+            "users": users,
+            "delivered": delivered,
+            "seconds": round(elapsed, 3),
+            "ops_per_second": round(delivered / elapsed),
+            "us_per_op_cpu": round(cpu / ops * 1e6, 2),
+            "client_busy": round(cpu / elapsed, 3),
+            "version": importlib.metadata.version("amplitude-analytics"),
+        }
+    )
+    return result

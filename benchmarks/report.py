@@ -74,6 +74,62 @@ def _ratio(result: dict[str, Any], name: str) -> str:
     return text
 
 
+USER_LABELS = {
+    "new_users": "every op a new user",
+    "per_user_5": "5 ops per user, queued at once",
+    "per_user_5_no_coalesce": "the same, coalesce=False",
+    "service": "one op per loop turn (a service)",
+}
+
+
+def _user_workloads(result: dict[str, Any]) -> list[str]:
+    """The acceptance table: the Identify built in the loop, each workload as a ratio."""
+    u = result["scenarios"].get("user_workloads", {})
+    st = result["scenarios"].get("stall", {})
+    if not u and not st:
+        return []
+    sizes = result["sizes"]
+    lines = [
+        f"**User workloads** ({sizes['user_ops']:,} ops, the Identify built in the loop, "
+        "batch_max_items=1000, flush_interval=0.05, max_in_flight=4; "
+        "benchmarks/workloads.py):",
+        "",
+        "| workload | ops/s | CPU us/op | identifications/op | vs raw loop | vs official SDK |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, label in USER_LABELS.items():
+        if name not in u:
+            continue
+        lines.append(
+            f"| {label} | {_mm(_fig(u, name, 'ops_per_second'))} "
+            f"| {_mm(_fig(u, name, 'us_per_op_cpu'), 2)} "
+            f"| {_mm(_fig(u, name, 'identifications_per_op'), 2)} "
+            f"| {_ratio(result, name + '_vs_raw_loop')} "
+            f"| {_ratio(result, name + '_vs_official_sdk')} |"
+        )
+    for name, label in (
+        ("raw_loop", "raw aiohttp + msgspec loop"),
+        ("official_sdk", "official SDK"),
+    ):
+        if name in u:
+            lines.append(
+                f"| {label} | {_mm(_fig(u, name, 'ops_per_second'))} "
+                f"| {_mm(_fig(u, name, 'us_per_op_cpu'), 2)} | - | - | - |"
+            )
+    for name, users in (
+        ("users_20k", sizes["stall_users_many"]),
+        ("users_2k", sizes["stall_users_few"]),
+    ):
+        if name in st:
+            lines.append(
+                f"| worst loop stall, {sizes['stall_ops']:,} burst, {users:,} users, "
+                f"yield every 100 (1 ms ticker), ms wall / CPU "
+                f"| {_mm(_fig(st, name, 'loop_stall.max_ms'), 1)} / "
+                f"{_mm(_fig(st, name, 'loop_stall.max_busy_ms'), 1)} | - | - | - | - |"
+            )
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["scenarios"]
     m = result["machine"]
@@ -88,7 +144,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"amplitude-async {m['packages'].get('amplitude-async')} "
         f"(git {m['git'].get('commit')}{', dirty' if m['git'].get('dirty') else ''}), "
         f"aiohttp {m['packages'].get('aiohttp')}, msgspec {m['packages'].get('msgspec')}, "
-        f"official SDK amplitude-analytics {official_version}.",
+        f"official SDK amplitude-analytics {official_version}. Build: "
+        + (
+            "compiled (" + ", ".join(result["build"]["compiled"]) + ")"
+            if result.get("build", {}).get("compiled")
+            else "pure Python"
+        )
+        + ".",
         "",
         f"Server: one lean parsing sink in its own process"
         f"{' pinned to CPU ' + str(pin.get('server_cpu')) if pin.get('server_pinned') else ' (not pinned)'}; "
@@ -103,6 +165,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| | amplitude-async | raw aiohttp + msgspec loop | official amplitude-analytics |",
         "|---|---|---|---|",
     ]
+    lines[-2:-2] = [*_user_workloads(result), ""]
     t = s.get("throughput", {})
     c = s.get("caller_cost", {})
     lines.append(

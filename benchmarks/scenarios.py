@@ -21,12 +21,12 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from amplitude_async import AmplitudeClient, ClientConfig, Identify, Outcome
 
-from . import peers
+from . import peers, workloads
 from ._common import (
     CLIENT_CPU,
     Ticker,
@@ -63,6 +63,7 @@ def ours(
     coalesce: bool = True,
     timed_calls: bool = False,
     yield_every: int = 100,
+    prebuilt: bool = False,
 ) -> dict[str, Any]:
     """``ops`` operations over ``users`` users through AmplitudeClient, delivered.
 
@@ -70,8 +71,11 @@ def ours(
     With it: every ``await identify(op)`` timed and a :class:`Ticker` on the loop.
     ``queue_max`` is at least ``ops``, so identify() never waits for room: the latency is
     the call's own cost, not backpressure.
+
+    Each Identify is built inside the timed loop, as users do; with ``prebuilt`` (a
+    labelled extra) they are built before the clock starts and frozen out of the GC.
     """
-    work = workload(ops, users)
+    work: list[Identify] | _InLoop = workload(ops, users) if prebuilt else _InLoop(ops, users)
     gc.collect()
     gc.freeze()
     reset = control(base_url, "/_reset", {})
@@ -92,9 +96,25 @@ def ours(
     return result
 
 
+class _InLoop:
+    """The throughput workload, each Identify built when the loop asks for it."""
+
+    def __init__(self, ops: int, users: int) -> None:
+        self.ops = ops
+        self.names = [f"user-{i:07d}" for i in range(users)]
+
+    def __len__(self) -> int:
+        return self.ops
+
+    def __iter__(self) -> Iterator[Identify]:
+        names, users = self.names, len(self.names)
+        for i in range(self.ops):
+            yield Identify(user_id=names[i % users]).set("plan", PLANS[i % 4]).add("logins", 1)
+
+
 async def _ours(
     base_url: str,
-    work: list[Identify],
+    work: list[Identify] | _InLoop,
     config: ClientConfig,
     timed_calls: bool,
     yield_every: int,
@@ -356,6 +376,32 @@ RUNNERS: dict[tuple[str, str], Runner] = {
     ("throughput", "amplitude_async_no_coalesce"): lambda url, p: ours(
         url, p["ops"], p["users"], coalesce=False
     ),
+    ("throughput", "amplitude_async_prebuilt"): lambda url, p: ours(
+        url, p["ops"], p["users"], prebuilt=True
+    ),
+    # The acceptance setup (benchmarks/workloads.py): the Identify built in the loop.
+    ("user_workloads", "new_users"): lambda url, p: workloads.throughput(url, p["ops"], p["ops"]),
+    ("user_workloads", "per_user_5"): lambda url, p: workloads.throughput(
+        url, p["ops"], p["ops"] // 5
+    ),
+    ("user_workloads", "per_user_5_no_coalesce"): lambda url, p: workloads.throughput(
+        url, p["ops"], p["ops"] // 5, coalesce=False
+    ),
+    ("user_workloads", "service"): lambda url, p: workloads.throughput(
+        url, p["ops"], p["ops"] // 5, yield_every=1
+    ),
+    ("user_workloads", "raw_loop"): lambda url, p: peers.raw_user_loop(
+        url, p["ops"], p["ops"] // 5
+    ),
+    ("user_workloads", "official_sdk"): lambda url, p: peers.official_user_loop(
+        url, p["ops"], p["ops"] // 5
+    ),
+    ("stall", "users_20k"): lambda url, p: workloads.throughput(
+        url, p["ops"], p["users_many"], ticker=True, yield_every=100
+    ),
+    ("stall", "users_2k"): lambda url, p: workloads.throughput(
+        url, p["ops"], p["users_few"], ticker=True, yield_every=100
+    ),
     ("throughput", "raw_loop"): lambda url, p: peers.raw_loop(
         url, p["ops"], p["users"], rounds=p["rounds"]
     ),
@@ -389,6 +435,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     result = runner(spec["base_url"], spec["params"])
     result["client_pinned"] = pinned
     result["client_cpus"] = affinity()
+    result["build"] = workloads.build_info()
     return result
 
 

@@ -33,7 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from . import peers
-from ._common import CLIENT_CPU, SERVER_CPU, affinity, calibrate, can_pin, control, pin, summary
+from ._common import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    affinity,
+    calibrate,
+    can_pin,
+    child_result,
+    control,
+    isolated_benchmarks,
+    isolated_env,
+    pin,
+    summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,6 +65,10 @@ FULL: dict[str, Any] = {
     "hol_users": 10_000,
     "hol_hold": 0.0,
     "hol_short_hold": 0.5,
+    "user_ops": 50_000,
+    "stall_ops": 200_000,
+    "stall_users_many": 20_000,
+    "stall_users_few": 2_000,
 }
 #: A CI-sized run: every scenario and contender, tiny N, one repeat.
 SMOKE: dict[str, Any] = {
@@ -69,12 +85,25 @@ SMOKE: dict[str, Any] = {
     "hol_users": 500,
     "hol_hold": 0.3,
     "hol_short_hold": 0.1,
+    "user_ops": 3_000,
+    "stall_ops": 5_000,
+    "stall_users_many": 500,
+    "stall_users_few": 50,
 }
 
 #: (scenario, contender, needs the official SDK)
 PLAN: tuple[tuple[str, str, bool], ...] = (
+    ("user_workloads", "new_users", False),
+    ("user_workloads", "per_user_5", False),
+    ("user_workloads", "per_user_5_no_coalesce", False),
+    ("user_workloads", "service", False),
+    ("user_workloads", "raw_loop", False),
+    ("user_workloads", "official_sdk", True),
+    ("stall", "users_20k", False),
+    ("stall", "users_2k", False),
     ("throughput", "amplitude_async", False),
     ("throughput", "amplitude_async_no_coalesce", False),
+    ("throughput", "amplitude_async_prebuilt", False),
     ("throughput", "raw_loop", False),
     ("throughput", "raw_http", False),
     ("throughput", "official_sdk", True),
@@ -86,10 +115,21 @@ PLAN: tuple[tuple[str, str, bool], ...] = (
     ("head_of_line", "throttled_short_hold", False),
 )
 
-SCENARIOS = ("throughput", "caller_cost", "memory", "head_of_line")
+SCENARIOS = ("user_workloads", "stall", "throughput", "caller_cost", "memory", "head_of_line")
+
+#: The user workloads, each compared with the raw loop and the official SDK.
+USER_WORKLOADS = ("new_users", "per_user_5", "per_user_5_no_coalesce", "service")
 
 
 def params_for(scenario: str, contender: str, sizes: dict[str, Any]) -> dict[str, Any]:
+    if scenario == "user_workloads":
+        return {"ops": sizes["user_ops"]}
+    if scenario == "stall":
+        return {
+            "ops": sizes["stall_ops"],
+            "users_many": sizes["stall_users_many"],
+            "users_few": sizes["stall_users_few"],
+        }
     if scenario == "throughput":
         ops = sizes["official_ops"] if contender == "official_sdk" else sizes["throughput_ops"]
         return {"ops": ops, "users": sizes["throughput_users"], "rounds": sizes["raw_rounds"]}
@@ -143,27 +183,18 @@ def sink_process(cpu: int | None = SERVER_CPU) -> Iterator[tuple[str, dict[str, 
             proc.wait(5)
 
 
-def run_child(spec: dict[str, Any], timeout: float = 900.0) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter; its result, or ``{"error": ...}``."""
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.scenarios", json.dumps(spec)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            result["wall_seconds"] = round(time.perf_counter() - started, 2)
-            return result
-    tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-8:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+def run_child(spec: dict[str, Any], where: str, timeout: float = 900.0) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; its result, or ``{"error": ...}``.
+
+    ``where`` is an :func:`isolated_benchmarks` directory: the child imports the
+    amplitude_async installed in this interpreter (compiled or pure), not the source tree.
+    """
+    return child_result(
+        [sys.executable, "-P", "-m", "benchmarks.scenarios", json.dumps(spec)],
+        cwd=where,
+        env=isolated_env(where),
+        timeout=timeout,
+    )
 
 
 # -- the machine -------------------------------------------------------------------------------
@@ -233,6 +264,14 @@ def calibration() -> dict[str, float]:
 
 #: Figures summarised per scenario (dotted paths into a run's result).
 FIGURES: dict[str, tuple[str, ...]] = {
+    "user_workloads": (
+        "ops_per_second",
+        "us_per_op_cpu",
+        "identifications_per_op",
+        "client_busy",
+        "server_busy",
+    ),
+    "stall": ("loop_stall.max_ms", "loop_stall.max_busy_ms", "ops_per_second"),
     "throughput": (
         "ops_per_second",
         "cpu_ms_per_1000_ops",
@@ -331,6 +370,14 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             per_repeat=_pairwise(result, "throughput", "amplitude_async", peer, ops),
             cpu_per_op_ratio=cpu_ratio("throughput", "amplitude_async", peer),
         )
+    for workload in USER_WORKLOADS:
+        for peer in ("raw_loop", "official_sdk"):
+            ratio(
+                f"{workload}_vs_{peer}",
+                _median(result, "user_workloads", workload, ops),
+                _median(result, "user_workloads", peer, ops),
+                per_repeat=_pairwise(result, "user_workloads", workload, peer, ops),
+            )
     p99 = "identify_us.p99"
     ratio(
         "identify_p99_official_over_ours",
@@ -510,7 +557,7 @@ def run_suite(
     total = len(plan) * sizes["repeats"]
     done = 0
     started = time.perf_counter()
-    with sink_process() as (url, sink):
+    with isolated_benchmarks() as where, sink_process() as (url, sink):
         result["pinning"] = {
             "possible": can_pin(),
             "client_cpu": CLIENT_CPU if can_pin() else None,
@@ -528,7 +575,11 @@ def run_suite(
                     "base_url": url,
                     "params": params_for(scenario, contender, sizes),
                 }
-                run = run_child(spec)
+                run = run_child(spec, where)
+                # Which amplitude_async the children imported, and what of it is compiled.
+                build = run.pop("build", None)
+                if build is not None:
+                    result.setdefault("build", build)
                 run["repeat"] = repeat + 1
                 runs[(scenario, contender)].append(run)
                 done += 1
@@ -556,6 +607,11 @@ def _brief(scenario: str, run: dict[str, Any]) -> str:
         return (
             f"{run['ops_per_second']:>9,} ops/s  {run['cpu_ms_per_1000_ops']:.2f} ms CPU/1000 ops"
         )
+    if scenario == "user_workloads":
+        return f"{run['ops_per_second']:>9,} ops/s  {run['us_per_op_cpu']:.2f} us CPU/op"
+    if scenario == "stall":
+        stall = run["loop_stall"]
+        return f"worst stall {stall['max_ms']} ms wall, {stall['max_busy_ms']} ms CPU"
     if scenario == "caller_cost":
         lat = run["identify_us"]
         return (

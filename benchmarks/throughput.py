@@ -1,17 +1,28 @@
-"""Throughput and caller cost of AmplitudeClient against a loopback server in another process.
+"""Throughput in a user's loop: the acceptance workloads under this interpreter.
 
-    python -m benchmarks.throughput                 # 200,000 ops over 20,000 users
-    python -m benchmarks.throughput --ops 20000 --users 2000 --json out.json
+    python -m benchmarks.throughput                 # 50,000 ops per workload, 1 repeat
+    python -m benchmarks.throughput --repeats 3 --json out.json
+    python -m benchmarks.throughput --prebuilt      # the old figure (a labelled extra)
+    python -m benchmarks.throughput --prebuilt --otel          # ... with the OpenTelemetry SDK's MeterProvider
+    python -m benchmarks.throughput --prebuilt --otel-traces   # ... and its TracerProvider too
 
-Prints operations delivered per second, identify() latency (p50 / p99 / p99.9 / max, in
-microseconds, measured around each ``await amp.identify(op)``; operations are built
-before the clock starts), and peak RSS. The server (benchmarks/_sink.py) runs in its own
-process, pinned to the other CPU where the OS allows, and really parses every request.
+Each Identify is built inside the timed loop (``Identify(user_id=f"user-{i % U}")
+.set("plan", "pro").add("logins", 1)``, then ``await amp.identify(op)``), with
+``ClientConfig(batch_max_items=1000, flush_interval=0.05, max_in_flight=4)``, against
+the lean sink (benchmarks/_sink.py) in another process. Reported: every op a new user;
+5 ops per user queued at once, with coalescing on and off; one op per loop turn; the
+worst loop stall (1 ms ticker) in a 200k burst with 20,000 and 2,000 users; bytes per
+queued op; and the raw aiohttp + msgspec loop and the official SDK in the same run, as
+ratios. It is ``python -m benchmarks.compare`` with one interpreter, this one; give that
+``--venv`` options to put builds side by side.
 
-The workload is built before timing and then ``gc.freeze()``-d: a million pre-built
-objects that a real service would not hold would otherwise make every full garbage
-collection scan them and charge the SDK for the harness. The SDK's own objects are
-collected as usual.
+``--prebuilt`` runs the previous single-figure benchmark instead: 200,000 operations
+built *before* the clock starts and frozen out of the GC, which no user's loop does.
+It is kept as a labelled extra: it measures the pipeline without the cost of building
+operations and collecting them. With it, ``--otel`` (or ``AMPLITUDE_BENCH_OTEL=1``)
+installs the OpenTelemetry SDK's MeterProvider globally, ``--otel-traces`` (or
+``AMPLITUDE_BENCH_OTEL=traces``) its TracerProvider as well (in-memory reader and
+exporter, so the cost measured is the SDK's recording, not an exporter's I/O).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import gc
 import json
 import os
 import resource
+import sys
 import time
 from typing import Any
 
@@ -95,10 +107,44 @@ async def run(
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def install_otel(*, traces: bool) -> Any:
+    """The SDK's providers, set globally: the client uses them without being told.
+    Returns the metric reader."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    if not traces:
+        return reader
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    trace.set_tracer_provider(tracer_provider)
+    return reader
+
+
+def recorded_requests(reader: Any) -> int:
+    """What the SDK counted in amplitude.identify.requests: proof the instruments ran."""
+    data = reader.get_metrics_data()
+    return int(
+        sum(
+            point.value
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "amplitude.identify.requests"
+            for point in metric.data.data_points
+        )
     )
+
+
+def prebuilt_main(argv: list[str]) -> dict[str, Any]:
+    """The pre-built single-figure benchmark (``--prebuilt``); see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput --prebuilt")
     parser.add_argument("--ops", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument(
@@ -106,7 +152,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--no-coalesce", action="store_true")
     parser.add_argument("--json", help="also write the result here")
+    otel_env = os.environ.get("AMPLITUDE_BENCH_OTEL", "")
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        default=otel_env not in ("", "0"),
+        help="install the OpenTelemetry SDK's MeterProvider (needs opentelemetry-sdk)",
+    )
+    parser.add_argument(
+        "--otel-traces",
+        action="store_true",
+        default=otel_env == "traces",
+        help="with --otel: install the SDK's TracerProvider too",
+    )
     args = parser.parse_args(argv)
+    args.otel = args.otel or args.otel_traces
+    reader = install_otel(traces=args.otel_traces) if args.otel else None
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     config = ClientConfig(coalesce=not args.no_coalesce, queue_max=max(100_000, args.ops))
@@ -117,9 +178,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = asyncio.run(run(url, ops, config, args.yield_every))
     result["users"] = args.users
     result["coalesce"] = not args.no_coalesce
+    result["prebuilt"] = True
+    result["otel"] = args.otel
+    result["otel_traces"] = args.otel_traces
+    if reader is not None:
+        result["otel_requests_recorded"] = recorded_requests(reader)
     lat = result["identify_us"]
+    otel = (" (OpenTelemetry SDK metrics on)" if args.otel else "") + (
+        " + traces" if args.otel_traces else ""
+    )
     print(
-        f"{result['ops']:,} ops over {args.users:,} users: {result['ops_per_second']:,} ops/s delivered "
+        f"PRE-BUILT operations (not a user's loop): "
+        f"{result['ops']:,} ops over {args.users:,} users{otel}: {result['ops_per_second']:,} ops/s delivered "
         f"({result['seconds']} s, {result['requests']} requests, "
         f"{result['identifications_sent']:,} identifications)\n"
         f"identify(): p50 {lat['p50']} us, p99 {lat['p99']} us, p99.9 {lat['p999']} us, max {lat['max']} us\n"
@@ -132,5 +202,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "--prebuilt" in args:
+        args.remove("--prebuilt")
+        prebuilt_main(args)
+        return 0
+    from . import compare
+
+    if "--repeats" not in args and not any(a.startswith("--repeats=") for a in args):
+        args = ["--repeats", "1", *args]
+    return compare.main(["--venv", f"this={sys.executable}", *args])
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,8 +10,11 @@ lifespan opens them and closes them (closing delivers what is still queued, with
   the properties reached Amplitude (200 delivered, 502 refused, 504 not yet).
 - ``GET /users/{user_id}/profile`` reads the user back from the User Profile API.
 - ``GET /healthz`` shows the client's counters.
+- ``GET /metrics`` serves both clients' OpenTelemetry metrics in Prometheus' text format,
+  through the OpenTelemetry Prometheus exporter (docs/observability.md has dashboards).
 
-Run it (``pip install uvicorn``) against the local emulator::
+Run it (``pip install uvicorn opentelemetry-sdk opentelemetry-exporter-prometheus``)
+against the local emulator::
 
     amplitude-async emulator --port 8787 --api-key dev-key --secret-key dev-secret &
     AMPLITUDE_API_KEY=dev-key AMPLITUDE_SECRET_KEY=dev-secret \\
@@ -19,6 +22,7 @@ Run it (``pip install uvicorn``) against the local emulator::
     AMPLITUDE_PROFILE_URL=http://127.0.0.1:8787/v1/userprofile \\
     uvicorn examples.fastapi_app:app
     curl -X POST localhost:8000/users/user-000001/plan -H 'content-type: application/json' -d '{"plan": "pro"}'
+    curl localhost:8000/metrics
 """
 
 import os
@@ -30,6 +34,9 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel
 
 from amplitude_async import (
@@ -103,14 +110,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_full="raise",
             shutdown_timeout=10.0,
         )
-        async with (
-            AmplitudeClient(s.api_key, server_url=s.server_url, config=config) as amplitude,
-            ProfileClient(s.secret_key, server_url=s.profile_url) as profiles,
-        ):
-            app.state.amplitude = amplitude
-            app.state.profiles = profiles
-            yield
-        # Leaving the block closed both: queued identifies were delivered first.
+        # The metrics of both clients, read by Prometheus through GET /metrics. An app that
+        # already has an OpenTelemetry setup sets its MeterProvider globally instead
+        # (opentelemetry.metrics.set_meter_provider) and passes nothing: the clients use
+        # the global one.
+        meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
+        try:
+            async with (
+                AmplitudeClient(
+                    s.api_key, server_url=s.server_url, config=config, meter_provider=meter_provider
+                ) as amplitude,
+                ProfileClient(
+                    s.secret_key, server_url=s.profile_url, meter_provider=meter_provider
+                ) as profiles,
+            ):
+                app.state.amplitude = amplitude
+                app.state.profiles = profiles
+                yield
+            # Leaving the block closed both: queued identifies were delivered first.
+        finally:
+            # Also takes the exporter's collector out of prometheus_client's registry.
+            meter_provider.shutdown()
 
     app = FastAPI(title="amplitude-async example", lifespan=lifespan)
 
@@ -168,6 +188,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "properties": found.amp_props,
             "cohorts": found.cohort_ids,
         }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus' text format: collected now, from memory (no I/O)."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz(amp: Amplitude) -> dict[str, Any]:

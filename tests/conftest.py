@@ -11,6 +11,7 @@ import asyncio
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,3 +148,17 @@ def appended_log(identifications: list[dict[str, Any]], user: str) -> list[Any]:
             continue
         out.extend(value if isinstance(value, list) else [value])
     return out
+
+
+@asynccontextmanager
+async def local_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 (a free port) for the block; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+import amplitude_async
+
 ROOT = Path(__file__).resolve().parent.parent
 try:
     importlib.metadata.version("amplitude-analytics")
@@ -47,12 +49,27 @@ def test_every_scenario_and_contender_ran(smoke: tuple[dict[str, Any], Path]) ->
     result, out = smoke
     assert result["errors"] == 0
     expected = {
-        "throughput": {"amplitude_async", "amplitude_async_no_coalesce", "raw_loop", "raw_http"},
+        "user_workloads": {
+            "new_users",
+            "per_user_5",
+            "per_user_5_no_coalesce",
+            "service",
+            "raw_loop",
+        },
+        "stall": {"users_20k", "users_2k"},
+        "throughput": {
+            "amplitude_async",
+            "amplitude_async_no_coalesce",
+            "amplitude_async_prebuilt",
+            "raw_loop",
+            "raw_http",
+        },
         "caller_cost": {"amplitude_async"},
         "memory": {"amplitude_async"},
         "head_of_line": {"baseline", "throttled", "throttled_short_hold"},
     }
     if HAVE_OFFICIAL:
+        expected["user_workloads"].add("official_sdk")
         expected["throughput"].add("official_sdk")
         expected["caller_cost"].add("official_sdk")
     assert {k: set(v) for k, v in result["scenarios"].items()} == expected
@@ -65,13 +82,25 @@ def test_every_scenario_and_contender_ran(smoke: tuple[dict[str, Any], Path]) ->
 
 
 def test_figures_are_sane(smoke: tuple[dict[str, Any], Path]) -> None:
-    result, _ = smoke
+    result, out = smoke
     sizes = result["sizes"]
     throughput = result["scenarios"]["throughput"]
     for name, contender in throughput.items():
         assert contender["all_delivered"], name
         assert contender["ops_per_second"]["median"] > 1000, name
         assert contender["cpu_ms_per_1000_ops"]["median"] > 0, name
+    users = result["scenarios"]["user_workloads"]
+    for name, contender in users.items():
+        # Every run delivered all of its operations (workloads.py raises otherwise).
+        assert [r["delivered"] for r in contender["runs"]] == [sizes["user_ops"]], name
+        assert contender["ops_per_second"]["median"] > 500, name
+        assert contender["us_per_op_cpu"]["median"] > 0, name
+    assert result["ratios"]["new_users_vs_raw_loop"]["value"] > 0
+    # Coalescing really happened where a user had several operations queued.
+    assert users["per_user_5_no_coalesce"]["identifications_per_op"]["median"] == 1
+    for contender in result["scenarios"]["stall"].values():
+        assert contender["loop_stall.max_ms"]["median"] > 0
+    assert (out / "latest.md").read_text().count("User workloads") == 1
     ours = result["scenarios"]["caller_cost"]["amplitude_async"]
     assert 0 < ours["identify_us.p50"]["median"] <= ours["identify_us.p99"]["median"]
     assert ours["loop_stall.max_ms"]["median"] >= 0
@@ -91,10 +120,15 @@ def test_figures_are_sane(smoke: tuple[dict[str, Any], Path]) -> None:
 def test_result_records_machine_pinning_calibration_and_targets(
     smoke: tuple[dict[str, Any], Path],
 ) -> None:
-    result, _ = smoke
+    result, out = smoke
     machine = result["machine"]
     assert machine["cpu_model"] and machine["cpus"] >= 1 and machine["python"]
     assert machine["packages"]["amplitude-async"]
+    # The children imported the package this interpreter has installed (the source tree
+    # for an editable install, the venv's copy for the compiled build), and say so.
+    build = result["build"]
+    assert Path(build["package_file"]).resolve() == Path(amplitude_async.__file__).resolve()
+    assert ("compiled (" in (out / "latest.md").read_text()) == bool(build["compiled"])
     assert set(result["pinning"]) >= {"possible", "server_pinned", "client_pinned"}
     assert result["calibration"]["start"]["best_ms"] > 0
     assert result["calibration"]["end"]["best_ms"] > 0

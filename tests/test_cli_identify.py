@@ -86,7 +86,8 @@ def test_an_id_the_server_rejects_exits_1_with_its_reason(
     assert result.exit_code == 1
     outcome = json.loads(result.stdout)
     assert outcome["ok"] is False and outcome["reason"] == "invalid" and outcome["status"] == 400
-    assert "min_id_length=8" in outcome["message"]
+    # Amplitude's text for an item left without an id of a valid length.
+    assert "Invalid id length for user_id or device_id" in outcome["message"]
 
 
 @pytest.mark.parametrize(
@@ -164,3 +165,18 @@ def test_verbose_shows_retries_and_leaves_logging_as_it_was() -> None:
     assert "WARNING amplitude_async: no answer from 127.0.0.1:9" in result.stderr
     # The command ran inside this process: its log setup must not outlive it.
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_debug_verbosity_shows_the_structured_fields() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "-vvv", "identify", "--user-id", "user-000007", "--set", "a=1", "--timeout", "0.3",
+            "--api-key", KEY, "--server-url", "http://127.0.0.1:9/identify",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    retry = next(line for line in result.stderr.splitlines() if "retrying" in line)
+    assert retry.startswith("WARNING amplitude_async: no answer from 127.0.0.1:9")
+    assert "[event=identify.retry count=1 attempt=2 delay=" in retry
+    assert KEY not in result.stderr

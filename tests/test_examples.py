@@ -16,6 +16,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from amplitude_async import AmplitudeClient, ClientConfig
 from amplitude_async.emulator import EmulatorThread
@@ -219,3 +220,44 @@ def test_the_worker_stops_on_sigterm_and_loses_nothing(
     assert report["failed"] == report["spooled"] == 0
     # Every update taken from the source reached Amplitude exactly once.
     assert counters(amplitude_emulator.users()) == report["taken"]
+
+
+def prometheus_samples(text: str) -> dict[str, float]:
+    """``name{label="value",...}`` -> value, for our metrics, without the scope labels."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.startswith("amplitude_"):
+                continue
+            labels = ",".join(
+                f'{k}="{v}"' for k, v in sorted(sample.labels.items()) if not k.startswith("otel_")
+            )
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+async def test_metrics_are_served_for_prometheus(amplitude_emulator: EmulatorThread) -> None:
+    async with running_app(amplitude_emulator) as http:
+        for n in range(3):
+            await http.post(f"/users/user-{n:06d}/plan", json={"plan": "pro"})
+        await wait_until_delivered(http)
+        assert (await http.get("/users/user-000001/profile")).status_code == 200
+        answer = await http.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    samples = prometheus_samples(answer.text)
+    assert samples['amplitude_identify_operations_total{outcome="delivered"}'] == 3
+    requests = samples['amplitude_identify_requests_total{http_response_status_code="200"}']
+    assert requests >= 1
+    assert (
+        samples[
+            'amplitude_identify_request_duration_seconds_count{http_response_status_code="200"}'
+        ]
+        == requests
+    )
+    assert samples["amplitude_identify_batch_size_count"] == requests
+    assert samples["amplitude_identify_queued"] == 0
+    assert samples["amplitude_identify_throttled_identities"] == 0
+    assert samples['amplitude_profile_requests_total{http_response_status_code="200"}'] == 1
+    # Never a key or a user id in what Prometheus scrapes.
+    assert KEY not in answer.text and SECRET not in answer.text and "user-0000" not in answer.text

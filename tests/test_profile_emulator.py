@@ -67,14 +67,17 @@ async def test_full_profile_round_trip(emu: Emulator) -> None:
             propensity_type="pct",
         )
     assert (profile.user_id, profile.device_id) == ("user-alice", "device-alice")
-    assert profile.amplitude_id is not None
+    # Amplitude's documented answer has no amplitude_id (User Profile API docs examples).
+    assert profile.amplitude_id is None
     assert profile.amp_props is not None
     assert (profile.amp_props["plan"], profile.amp_props["seats"]) == ("pro", 12)
     assert profile.cohort_ids == ["pro-users"]
     assert profile.computations == {"comp-seats": 12}
     assert profile.recommendations is not None
     [rec] = profile.recommendations
-    assert rec.rec_id == "rec-home" and rec.title == "Home"
+    # The documented recommendation fields; no title (that is the seed OpenAPI shape).
+    assert rec.rec_id == "rec-home" and rec.child_rec_id == "rec-home" and rec.title is None
+    assert rec.recommendation_source == "model" and rec.last_updated is not None
     assert rec.items is not None and len(rec.items) == 5
     assert set(rec.items) <= {f"sku-{i}" for i in range(20)}
     assert profile.propensities == [Propensity(prop=25, pred_id="pred-churn", prop_type="pct")]

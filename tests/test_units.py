@@ -39,6 +39,9 @@ def test_public_namespace_is_sorted_and_complete() -> None:
         ({"throttle_hold": float("nan")}, "throttle_hold"),
         ({"on_outcome": 3}, "on_outcome"),
         ({"min_id_length": 0}, "min_id_length"),
+        # Not a bool: the pure build took None as False, the compiled one raised TypeError.
+        ({"coalesce": None}, "coalesce"),
+        ({"coalesce": 1}, "coalesce"),
     ],
 )
 def test_config_refuses_what_cannot_work(changes: dict[str, Any], message: str) -> None:

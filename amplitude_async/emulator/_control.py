@@ -149,6 +149,23 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
             "held_devices": sorted(emu.throttle_state.held_devices),
         }
 
+    async def silence(request: web.Request) -> Any:
+        data = await _body(request)
+        emu.silence(_strings(data, "devices"))
+        return {"silenced_devices": sorted(emu.ingestor.silenced_devices)}
+
+    async def unsilence(request: web.Request) -> Any:
+        data = await _body(request)
+        emu.unsilence(_strings(data, "devices") if data else None)
+        return {"silenced_devices": sorted(emu.ingestor.silenced_devices)}
+
+    async def group(request: web.Request) -> Any:
+        group_type = request.match_info["group_type"]
+        found = emu.group(group_type, request.match_info["group_name"])
+        if found is None:
+            raise _NotFound(f"unknown group {group_type}/{request.match_info['group_name']}")
+        return found
+
     async def pause(request: web.Request) -> Any:
         emu.pause()
         return {"paused": True}
@@ -172,6 +189,7 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
             _strings(data, "items"),
             title=str(data.get("title", "")),
             is_control=bool(data.get("is_control", False)),
+            source=str(data.get("source", "model")),
         )
         return {"rec_id": data["rec_id"]}
 
@@ -206,6 +224,9 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
         ("POST", "/_emulator/script", script),
         ("POST", "/_emulator/throttle", throttle),
         ("POST", "/_emulator/unthrottle", unthrottle),
+        ("POST", "/_emulator/silence", silence),
+        ("POST", "/_emulator/unsilence", unsilence),
+        ("GET", "/_emulator/groups/{group_type}/{group_name}", group),
         ("POST", "/_emulator/pause", pause),
         ("POST", "/_emulator/resume", resume),
         ("POST", "/_emulator/cohorts", cohort),

@@ -1,5 +1,26 @@
 """``GET /v1/userprofile``: the User Profile API over the emulator's users.
 
+Answers follow Amplitude's User Profile API documentation (amplitude-dev-center
+docs/analytics/apis/user-profile-api.md and the current amplitude.com page), not the
+seed OpenAPI file:
+
+- ``userData`` holds ``user_id``, ``device_id``, ``amp_props``, ``cohort_ids`` and
+  ``recommendations`` (null unless asked for), plus ``propensity`` and ``propensities``
+  when a propensity is asked for;
+- a recommendation is ``{rec_id, child_rec_id, items, is_control,
+  recommendation_source, last_updated}``;
+- computations come back inside ``amp_props`` as ``computed-prop-<comp_id>``; an unknown
+  ``comp_id`` gives a null value ("It returns a null value if it doesn't exist");
+- ``prediction_id`` may name several predictions (comma separated): each is one
+  ``{prop, pred_id, prop_type}`` in ``propensities``; ``propensity`` is the single
+  value, or null for several;
+- 401 "Missing Api-Key in Authorization header" for a missing *or malformed* header,
+  "Invalid Api-Key" for a wrong key; unknown users are a 400
+  ``{"error": "User id and device id not seen before"}``;
+- at most ``profile_rate_limit`` requests a minute ("Amplitude orgs have a limit of 600
+  API requests per minute across all endpoints"), answered with the documented error
+  body. Its status is not documented; the emulator uses 429.
+
 Cohorts, recommendation models, computations and predictions are defined on the
 emulator (Python API or ``/_emulator/`` control API). Everything a user gets back is a
 function of its properties and ids, so results are deterministic per user: model
@@ -9,19 +30,27 @@ are a hash of (prediction_id, user) unless defined otherwise.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import random
+import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ._ingest import Reply, json_reply
 from ._state import Record, State
+from ._throttle import TimeSource
 
 __all__ = [
+    "PROFILE_RATE_LIMIT",
+    "PROFILE_THROTTLED",
     "Cohort",
     "Computation",
     "Prediction",
+    "ProfileLimiter",
     "ProfileModels",
     "Recommendation",
     "handle_profile",
@@ -32,8 +61,46 @@ Compute = Callable[[Mapping[str, Any]], Any]
 
 _TRUE: Final = frozenset(("true", "1", "yes"))
 _UNKNOWN_USER: Final = {"error": "User id and device id not seen before"}
+_MISSING_KEY: Final = Reply(401, b"Missing Api-Key in Authorization header", "text/plain")
+_INVALID_KEY: Final = Reply(401, b"Invalid Api-Key", "text/plain")
 _DEFAULT_LIMIT: Final = 10
 _MAX_LIMIT: Final = 100
+#: The computed property's key inside ``amp_props`` (User Profile API docs examples).
+COMPUTED_PREFIX: Final = "computed-prop-"
+#: Requests a minute, per organisation (User Profile API docs, "Throttling errors").
+PROFILE_RATE_LIMIT: Final = 600
+PROFILE_THROTTLED: Final = json_reply(
+    429,
+    {
+        "error": "Number of requests per minute exceeds system limit. "
+        "Contact Support if you need this limit raised"
+    },
+)
+_MINUTE: Final = 60.0
+
+
+class ProfileLimiter:
+    """At most ``limit`` profile requests in any 60 s (None: no limit)."""
+
+    def __init__(self, clock: TimeSource, limit: int | None) -> None:
+        self.clock = clock
+        self.limit = limit
+        self._times: deque[float] = deque()
+
+    def admit(self) -> bool:
+        if self.limit is None:
+            return True
+        now = self.clock.now()
+        times = self._times
+        while times and times[0] <= now - _MINUTE:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+    def reset(self) -> None:
+        self._times.clear()
 
 
 @dataclass(frozen=True)
@@ -51,12 +118,20 @@ class Cohort:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """A recommendation model: a catalogue of item ids ranked per user."""
+    """A recommendation model: a catalogue of item ids ranked per user.
+
+    ``source`` is the answer's ``recommendation_source`` ("Name of the model used to
+    generate this recommendation"); ``title`` is kept for callers of the old API and is
+    not part of Amplitude's documented answer.
+    """
 
     rec_id: str
     items: tuple[str, ...]
     title: str = ""
     is_control: bool = False
+    source: str = "model"
+    #: ``last_updated``: seconds since epoch when the model was defined.
+    last_updated: int = field(default_factory=lambda: int(time.time()))
 
 
 @dataclass(frozen=True)
@@ -106,12 +181,11 @@ def handle_profile(
     query: Mapping[str, str],
 ) -> Reply:
     """Answer one User Profile API request."""
-    if not authorization:
-        return Reply(401, b"Missing Api-Key in Authorization header", "text/plain")
-    scheme, _, key = authorization.partition(" ")
-    key = key.strip()
-    if scheme != "Api-Key" or not key or (secret_key is not None and key != secret_key):
-        return Reply(401, b"Invalid Api-Key", "text/plain")
+    key = _secret_from(authorization)
+    if key is None:
+        return _MISSING_KEY
+    if secret_key is not None and key != secret_key:
+        return _INVALID_KEY
     user_id = query.get("user_id") or None
     device_id = query.get("device_id") or None
     if user_id is None and device_id is None:
@@ -124,6 +198,30 @@ def handle_profile(
     except _BadParameter as exc:
         return json_reply(400, {"error": str(exc)})
     return json_reply(200, {"userData": data})
+
+
+def _secret_from(authorization: str | None) -> str | None:
+    """The secret key in an Authorization header, or None when missing or malformed.
+
+    ``Api-Key <secret>`` is the documented form; the newest page also describes Basic
+    authentication with ``base64(api_key:secret_key)``, so that is read too.
+    """
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if not value:
+        return None
+    if scheme == "Api-Key":
+        return value
+    if scheme == "Basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        api_key, colon, secret = decoded.partition(":")
+        return secret if colon and api_key and secret else None
+    return None
 
 
 class _BadParameter(ValueError):
@@ -147,40 +245,53 @@ def _user_data(
 ) -> dict[str, Any]:
     props = record.props
     who = record.user_id or (record.device_ids[0] if record.device_ids else "")
+    # The documented keys, in the documented order; absent parts are null.
     data: dict[str, Any] = {
+        "recommendations": None,
         "user_id": record.user_id if user_id is None else user_id,
         "device_id": device_id
         if device_id is not None
         else (record.device_ids[-1] if record.device_ids else None),
-        "amplitude_id": record.amplitude_id,
         "amp_props": None,
         "cohort_ids": None,
-        "recommendations": None,
-        "computations": None,
-        "propensity": None,
     }
     if _flag(query, "get_amp_props"):
         data["amp_props"] = dict(props)
     if _flag(query, "get_cohort_ids"):
         data["cohort_ids"] = models.cohort_ids(props)
-    if _flag(query, "get_computations"):
-        wanted = _ids(query, "comp_id") or list(models.computations)
-        computed: dict[str, Any] = {}
-        for comp_id in wanted:
-            computation = models.computations.get(comp_id)
-            if computation is None:
-                raise _BadParameter(f"Unknown comp_id {comp_id!r}")
-            computed[comp_id] = computation.compute(props)
-        data["computations"] = computed
-        # Amplitude returns computations inside amp_props as computed-prop-<id>.
+    computed = _computations(models, query, props)
+    if computed is not None:
         amp_props = data["amp_props"] if data["amp_props"] is not None else {}
-        amp_props.update({f"computed-prop-{cid}": value for cid, value in computed.items()})
+        amp_props.update(computed)
         data["amp_props"] = amp_props
     if _flag(query, "get_recs"):
         data["recommendations"] = _recommendations(models, query, who)
     if _flag(query, "get_propensity"):
         data.update(_propensity(models, query, props, who))
     return data
+
+
+def _computations(
+    models: ProfileModels, query: Mapping[str, str], props: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """``computed-prop-<id>: value`` for what was asked, or None if nothing was.
+
+    ``comp_id`` alone returns that computation (the parameter table); with
+    ``get_computations`` the docs' own example also returns only that one, which the
+    emulator follows. An unknown ``comp_id`` is null.
+    """
+    wanted = _ids(query, "comp_id")
+    if not wanted:
+        if not _flag(query, "get_computations"):
+            return None
+        wanted = list(models.computations)
+    out: dict[str, Any] = {}
+    for comp_id in wanted:
+        computation = models.computations.get(comp_id)
+        out[COMPUTED_PREFIX + comp_id] = (
+            computation.compute(props) if computation is not None else None
+        )
+    return out
 
 
 def _recommendations(
@@ -203,10 +314,11 @@ def _recommendations(
         out.append(
             {
                 "rec_id": rec_id,
-                "child_ids": _ranked(model.items, f"{kind}:{rec_id}:{who}")[:limit],
+                "child_rec_id": rec_id,
+                "items": _ranked(model.items, f"{kind}:{rec_id}:{who}")[:limit],
                 "is_control": model.is_control,
-                "recommendation_type": kind,
-                "title": model.title,
+                "recommendation_source": "random" if kind == "random" else model.source,
+                "last_updated": model.last_updated,
             }
         )
     return out
@@ -215,24 +327,26 @@ def _recommendations(
 def _propensity(
     models: ProfileModels, query: Mapping[str, str], props: Mapping[str, Any], who: str
 ) -> dict[str, Any]:
-    prediction_id = query.get("prediction_id")
+    prediction_ids = _ids(query, "prediction_id")
     propensity_type = query.get("propensity_type")
-    if not prediction_id:
+    if not prediction_ids:
         raise _BadParameter("prediction_id is required when get_propensity is true")
     if propensity_type not in ("score", "pct"):
         raise _BadParameter("propensity_type must be 'score' or 'pct'")
-    prediction = models.predictions.get(prediction_id)
-    if prediction is None:
-        raise _BadParameter(f"Unknown prediction_id {prediction_id!r}")
-    if prediction.score is not None:
-        score = float(prediction.score(props))
-    else:
-        score = _unit(f"{prediction_id}:{who}")
-    value: float | int = round(score, 4) if propensity_type == "score" else int(score * 100)
+    propensities = []
+    for prediction_id in prediction_ids:
+        prediction = models.predictions.get(prediction_id)
+        if prediction is None:
+            raise _BadParameter(f"Unknown prediction_id {prediction_id!r}")
+        if prediction.score is not None:
+            score = float(prediction.score(props))
+        else:
+            score = _unit(f"{prediction_id}:{who}")
+        value: float | int = round(score, 6) if propensity_type == "score" else int(score * 100)
+        propensities.append({"prop": value, "pred_id": prediction_id, "prop_type": propensity_type})
     return {
-        "propensity": value,
-        "propensity_type": propensity_type,
-        "prediction_id": prediction_id,
+        "propensity": propensities[0]["prop"] if len(propensities) == 1 else None,
+        "propensities": propensities,
     }
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._semantics import apply_fields, apply_user_properties
+from ._throttle import UpdateLimit
 
 __all__ = ["AppliedIdentification", "EmulatorStats", "Record", "State"]
 
@@ -84,15 +86,19 @@ class EmulatorStats:
     by_status: dict[int, int] = field(default_factory=dict)
     #: Requests by endpoint name (identify, httpapi, batch, userprofile).
     by_endpoint: dict[str, int] = field(default_factory=dict)
-    #: Identifications (or $identify events) applied.
+    #: Identifications and events applied to users ($groupidentify events are not).
     applied: int = 0
-    #: Non-identify events accepted by /2/httpapi and /batch (counted, not stored).
+    #: Non-identify events accepted by /2/httpapi and /batch (their user properties are
+    #: applied, and logged in ``applied``, like an identification's).
     events_ingested: int = 0
     #: Requests answered 429, and the identifications they carried.
     throttled_requests: int = 0
     throttled_items: int = 0
     #: Items refused as invalid (400 with per-item indices).
     rejected_items: int = 0
+    #: User-property updates dropped past ``property_updates_per_hour`` (silently, as
+    #: Amplitude may do past 1,800 a user an hour).
+    dropped_updates: int = 0
     #: Faults injected, by :attr:`Fault.label`.
     faults: dict[str, int] = field(default_factory=dict)
     users: int = 0
@@ -108,6 +114,7 @@ class EmulatorStats:
             "throttled_requests": self.throttled_requests,
             "throttled_items": self.throttled_items,
             "rejected_items": self.rejected_items,
+            "dropped_updates": self.dropped_updates,
             "faults": dict(sorted(self.faults.items())),
             "users": self.users,
             "devices": self.devices,
@@ -117,7 +124,16 @@ class EmulatorStats:
 class State:
     """Users, devices, the applied log and the counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, groups_as_user_properties: bool = False) -> None:
+        #: Also $set each group type to its group name on the user when an identification
+        #: carries ``groups``. Off by default: the official SDKs send that $set themselves
+        #: (Amplitude-Python ``Amplitude.set_group``; Amplitude-TypeScript
+        #: ``createGroupEvent``), which suggests the server does not derive it.
+        self.groups_as_user_properties = groups_as_user_properties
+        #: Drops user-property updates past a per-user hourly rate (None: never).
+        self.update_limit: UpdateLimit | None = None
+        #: User-property updates dropped by :attr:`update_limit`.
+        self.dropped_updates = 0
         self.users: dict[str, Record] = {}
         self.devices: dict[str, Record] = {}
         self.applied: list[AppliedIdentification] = []
@@ -129,10 +145,16 @@ class State:
         self.throttled_items = 0
         self.rejected_items = 0
         self.faults: Counter[str] = Counter()
+        #: Group properties by (group type, group name).
+        self.groups: dict[tuple[str, str], dict[str, Any]] = {}
         self._next_id = _FIRST_AMPLITUDE_ID
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        mirror, limit = self.groups_as_user_properties, self.update_limit
+        self.__init__(groups_as_user_properties=mirror)  # type: ignore[misc]
+        if limit is not None:
+            limit.reset()
+        self.update_limit = limit
 
     def next_request(self) -> int:
         self.requests += 1
@@ -140,14 +162,23 @@ class State:
 
     def apply(self, request: int, items: list[dict[str, Any]]) -> None:
         """Apply validated identifications in array order."""
+        self.apply_indexed(request, enumerate(items))
+
+    def apply_indexed(self, request: int, items: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        """Apply validated identifications (or events), each with its index in the request."""
         log = self.applied.append
-        for index, item in enumerate(items):
+        mirror_groups = self.groups_as_user_properties
+        limit = self.update_limit
+        for index, item in items:
             user_id = item.get("user_id")
             device_id = item.get("device_id")
             record = self._resolve(user_id, device_id)
             user_properties = item.get("user_properties")
             if user_properties:
-                apply_user_properties(record.props, user_properties)
+                if limit is None or limit.admit(record.amplitude_id):
+                    apply_user_properties(record.props, user_properties)
+                else:
+                    self.dropped_updates += 1
             # Any key beyond ids and properties is a field or groups; most items have none.
             present = (
                 (user_id is not None) + (device_id is not None) + (user_properties is not None)
@@ -161,7 +192,27 @@ class State:
                     if record.groups is None:
                         record.groups = {}
                     record.groups.update(groups)
+                    if mirror_groups:
+                        record.props.update(groups)
             log(AppliedIdentification(request, index, user_id, device_id, item))
+
+    def apply_group(self, group_type: str, group_value: str, properties: Any) -> None:
+        """Apply group properties to one group (Group Identify API semantics: the same
+        operations as user properties)."""
+        key = (group_type, group_value)
+        props = self.groups.get(key)
+        if props is None:
+            props = self.groups[key] = {}
+        if isinstance(properties, dict) and properties:
+            apply_user_properties(props, properties)
+
+    def apply_group_event(self, event: dict[str, Any]) -> None:
+        """A ``$groupidentify`` event: its ``group_properties`` go to every group named in
+        ``groups`` (a value may be a list of group names)."""
+        properties = event.get("group_properties")
+        for group_type, value in event.get("groups", {}).items():
+            for name in value if isinstance(value, list) else (value,):
+                self.apply_group(str(group_type), str(name), properties)
 
     def record_for(self, user_id: str | None, device_id: str | None) -> Record | None:
         """The record a profile lookup finds (user id first, then device id)."""
@@ -181,6 +232,7 @@ class State:
             throttled_requests=self.throttled_requests,
             throttled_items=self.throttled_items,
             rejected_items=self.rejected_items,
+            dropped_updates=self.dropped_updates,
             faults=dict(self.faults),
             users=len(self.users),
             devices=len(self.devices),

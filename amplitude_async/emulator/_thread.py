@@ -130,6 +130,10 @@ class EmulatorThread:
         return self.emulator.batch_url
 
     @property
+    def groupidentify_url(self) -> str:
+        return self.emulator.groupidentify_url
+
+    @property
     def profile_url(self) -> str:
         return self.emulator.profile_url
 
@@ -147,6 +151,9 @@ class EmulatorThread:
 
     def users(self) -> dict[str, dict[str, Any]]:
         return self.call(self.emulator.users)
+
+    def group(self, group_type: str, group_name: str) -> dict[str, Any] | None:
+        return self.call(self.emulator.group, group_type, group_name)
 
     def record(
         self, user_id: str | None = None, device_id: str | None = None
@@ -176,6 +183,12 @@ class EmulatorThread:
             None if devices is None else list(devices),
         )
 
+    def silence(self, devices: Iterable[str]) -> None:
+        self.call(self.emulator.silence, list(devices))
+
+    def unsilence(self, devices: Iterable[str] | None = None) -> None:
+        self.call(self.emulator.unsilence, None if devices is None else list(devices))
+
     def script(self, *faults: Fault, endpoint: str = "identify") -> None:
         self.call(self.emulator.script, *faults, endpoint=endpoint)
 
@@ -188,17 +201,28 @@ class EmulatorThread:
     def resume(self) -> None:
         self.call(self.emulator.resume)
 
-    def set_eps_threshold(self, eps_threshold: int | None) -> None:
-        self.call(self.emulator.set_eps_threshold, eps_threshold)
+    def set_eps_threshold(self, eps_threshold: int | None, *, endpoint: str | None = None) -> None:
+        self.call(self.emulator.set_eps_threshold, eps_threshold, endpoint=endpoint)
 
     def define_cohort(self, cohort_id: str, where: Mapping[str, Any] | Predicate) -> None:
         self.call(self.emulator.define_cohort, cohort_id, where)
 
     def define_recommendation(
-        self, rec_id: str, items: Sequence[str], *, title: str = "", is_control: bool = False
+        self,
+        rec_id: str,
+        items: Sequence[str],
+        *,
+        title: str = "",
+        is_control: bool = False,
+        source: str = "model",
     ) -> None:
         self.call(
-            self.emulator.define_recommendation, rec_id, items, title=title, is_control=is_control
+            self.emulator.define_recommendation,
+            rec_id,
+            items,
+            title=title,
+            is_control=is_control,
+            source=source,
         )
 
     def define_computation(

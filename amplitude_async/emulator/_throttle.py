@@ -1,25 +1,36 @@
-"""Per-identity rate limits: a sliding window per second and an optional daily quota.
+"""Per-identity rate limits: a sliding window and an optional rolling daily quota.
 
 Amplitude throttles by ``user_id`` and by ``device_id`` separately. A request is checked
-whole: if any identity would exceed ``eps_threshold`` identifications within the last
-``window`` seconds (counting the request's own items), the request is refused and none of
-it is counted, because none of it is applied. Forced holds (``hold``) make tests
-deterministic: a held identity is refused whatever the counts.
+whole: if any identity would exceed ``eps_threshold`` events per second averaged over the
+last ``window`` seconds (counting the request's own items), the request is refused and
+none of it is counted, because none of it is applied. Each endpoint has its own
+:class:`Throttle`, because Amplitude documents different limits per API:
 
-The clock is injected (anything with ``now() -> float`` in seconds), so tests move time
-instead of sleeping.
+- HTTP V2 (and, by reference, Identify): 30 events per second per user or device,
+  "measured as an average over a recent time window" (HTTP V2 API docs, 429 response).
+  The window is not documented; the emulator uses 1 s.
+- Batch: 1,000 events per second per user or device, averaged over 30 seconds (EPDS and
+  EPUS), and 500,000 events per user or device per rolling 24 hours, counted in one-hour
+  intervals (Batch Event Upload API docs, "Code 429 explained").
+
+Forced holds (:class:`Holds`, shared by every endpoint) make tests deterministic: a held
+identity is refused whatever the counts. The clock is injected (anything with
+``now() -> float`` in seconds), so tests move time instead of sleeping.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["Rejection", "Throttle", "TimeSource"]
+__all__ = ["Holds", "Rejection", "Throttle", "TimeSource", "UpdateLimit"]
 
-_DAY = 86_400.0
+_HOUR = 3600.0
+#: The rolling daily quota counts this many one-hour intervals.
+_DAY_HOURS = 24
 # Forget idle identities every this many checks, so the maps stay bounded.
 _PRUNE_EVERY = 256
 
@@ -32,7 +43,7 @@ class TimeSource(Protocol):
 
 @dataclass
 class Rejection:
-    """Why a request was refused: identity -> its count (window or day), per kind."""
+    """Why a request was refused: identity -> its rate (or daily count), per kind."""
 
     users: dict[str, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
@@ -49,8 +60,31 @@ class Rejection:
         )
 
 
+@dataclass
+class Holds:
+    """Identities refused on every endpoint until released (``Emulator.throttle``)."""
+
+    users: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+
+    def hold(self, users: Iterable[str] = (), devices: Iterable[str] = ()) -> None:
+        self.users.update(users)
+        self.devices.update(devices)
+
+    def release(
+        self, users: Iterable[str] | None = None, devices: Iterable[str] | None = None
+    ) -> None:
+        """Lift holds; with no arguments, lift all of them."""
+        if users is None and devices is None:
+            self.users.clear()
+            self.devices.clear()
+            return
+        self.users.difference_update(users or ())
+        self.devices.difference_update(devices or ())
+
+
 class _Window:
-    """Timestamps of accepted identifications of one identity, as (time, count) runs."""
+    """Counts of accepted events of one identity, as (time, count) runs."""
 
     __slots__ = ("runs", "total")
 
@@ -65,12 +99,17 @@ class _Window:
         return self.total
 
     def add(self, now: float, count: int) -> None:
-        self.runs.append((now, count))
+        runs = self.runs
+        if runs and runs[-1][0] == now:
+            # Same instant (or same hour, for the daily quota): one run, not many.
+            runs[-1] = (now, runs[-1][1] + count)
+        else:
+            runs.append((now, count))
         self.total += count
 
 
 class Throttle:
-    """Sliding-window and daily-quota bookkeeping for users and devices."""
+    """Sliding-window and rolling-daily-quota bookkeeping for one endpoint."""
 
     def __init__(
         self,
@@ -78,35 +117,38 @@ class Throttle:
         eps_threshold: int | None = 30,
         daily_quota: int | None = None,
         window: float = 1.0,
+        holds: Holds | None = None,
     ) -> None:
+        if window <= 0:
+            raise ValueError("window must be positive")
         self.clock = clock
         self.eps_threshold = eps_threshold
         self.daily_quota = daily_quota
         self.window = window
-        self.held_users: set[str] = set()
-        self.held_devices: set[str] = set()
+        self.holds = holds if holds is not None else Holds()
         self._users: dict[str, _Window] = {}
         self._devices: dict[str, _Window] = {}
-        self._day_users: dict[str, int] = {}
-        self._day_devices: dict[str, int] = {}
-        self._day = -1
+        self._day_users: dict[str, _Window] = {}
+        self._day_devices: dict[str, _Window] = {}
         self._checks = 0
+
+    @property
+    def held_users(self) -> set[str]:
+        return self.holds.users
+
+    @property
+    def held_devices(self) -> set[str]:
+        return self.holds.devices
 
     def hold(self, users: Iterable[str] = (), devices: Iterable[str] = ()) -> None:
         """Refuse every request naming these identities until :meth:`release`."""
-        self.held_users.update(users)
-        self.held_devices.update(devices)
+        self.holds.hold(users, devices)
 
     def release(
         self, users: Iterable[str] | None = None, devices: Iterable[str] | None = None
     ) -> None:
         """Lift holds; with no arguments, lift all of them."""
-        if users is None and devices is None:
-            self.held_users.clear()
-            self.held_devices.clear()
-            return
-        self.held_users.difference_update(users or ())
-        self.held_devices.difference_update(devices or ())
+        self.holds.release(users, devices)
 
     def reset(self) -> None:
         """Forget all counts and holds."""
@@ -123,74 +165,103 @@ class Throttle:
         """
         now = self.clock.now()
         rejection = Rejection()
-        if self.held_users or self.held_devices:
+        if self.holds.users or self.holds.devices:
             self._check_holds(users, devices, rejection)
         threshold = self.eps_threshold
         since = now - self.window
         if threshold is not None:
-            _over(self._users, users, since, threshold, rejection.users)
-            _over(self._devices, devices, since, threshold, rejection.devices)
+            limit = threshold * self.window
+            _over(self._users, users, since, limit, self.window, rejection.users)
+            _over(self._devices, devices, since, limit, self.window, rejection.devices)
         quota = self.daily_quota
+        hour = float(math.floor(now / _HOUR))
+        day_since = hour - _DAY_HOURS
         if quota is not None:
-            self._roll_day(now)
-            _over_quota(self._day_users, users, quota, rejection.quota_users)
-            _over_quota(self._day_devices, devices, quota, rejection.quota_devices)
+            _over(self._day_users, users, day_since, quota, 1.0, rejection.quota_users)
+            _over(self._day_devices, devices, day_since, quota, 1.0, rejection.quota_devices)
         if rejection:
             return rejection
         if threshold is not None:
             _record(self._users, users, now)
             _record(self._devices, devices, now)
         if quota is not None:
-            for name, count in users.items():
-                self._day_users[name] = self._day_users.get(name, 0) + count
-            for name, count in devices.items():
-                self._day_devices[name] = self._day_devices.get(name, 0) + count
+            _record(self._day_users, users, hour)
+            _record(self._day_devices, devices, hour)
         self._checks += 1
         if self._checks % _PRUNE_EVERY == 0:
             _prune(self._users, since)
             _prune(self._devices, since)
+            _prune(self._day_users, day_since)
+            _prune(self._day_devices, day_since)
         return None
 
     def _check_holds(
         self, users: dict[str, int], devices: dict[str, int], rejection: Rejection
     ) -> None:
         since = self.clock.now() - self.window
-        for name in self.held_users.intersection(users):
+        for name in self.holds.users.intersection(users):
             window = self._users.get(name)
-            rejection.users[name] = users[name] + (window.count(since) if window else 0)
-        for name in self.held_devices.intersection(devices):
+            total = users[name] + (window.count(since) if window else 0)
+            rejection.users[name] = _rate(total, self.window)
+        for name in self.holds.devices.intersection(devices):
             window = self._devices.get(name)
-            rejection.devices[name] = devices[name] + (window.count(since) if window else 0)
+            total = devices[name] + (window.count(since) if window else 0)
+            rejection.devices[name] = _rate(total, self.window)
 
-    def _roll_day(self, now: float) -> None:
-        day = int(now // _DAY)
-        if day != self._day:
-            self._day = day
-            self._day_users.clear()
-            self._day_devices.clear()
+
+class UpdateLimit:
+    """At most ``per_hour`` user-property updates per user in any rolling hour.
+
+    HTTP V2 and Batch API docs: Amplitude "rate limits individual users (by Amplitude ID)
+    that update their user properties more than 1,800 times per hour ... may drop user
+    property updates for that user". The request still succeeds; updates past the limit
+    are dropped silently (the emulator counts them).
+    """
+
+    def __init__(self, clock: TimeSource, per_hour: int) -> None:
+        if per_hour < 1:
+            raise ValueError("per_hour must be at least 1")
+        self.clock = clock
+        self.per_hour = per_hour
+        self._users: dict[int, _Window] = {}
+        self._checks = 0
+
+    def admit(self, amplitude_id: int) -> bool:
+        now = self.clock.now()
+        since = now - _HOUR
+        window = self._users.get(amplitude_id)
+        if window is None:
+            window = self._users[amplitude_id] = _Window()
+        if window.count(since) >= self.per_hour:
+            return False
+        window.add(now, 1)
+        self._checks += 1
+        if self._checks % _PRUNE_EVERY == 0:
+            _prune(self._users, since)
+        return True
+
+    def reset(self) -> None:
+        self._users.clear()
+
+
+def _rate(total: int, window: float) -> int:
+    """Events per second over the window, as Amplitude reports it (rounded up)."""
+    return math.ceil(total / window)
 
 
 def _over(
     windows: dict[str, _Window],
     counts: dict[str, int],
     since: float,
-    threshold: int,
+    limit: float,
+    window: float,
     out: dict[str, int],
 ) -> None:
     for name, count in counts.items():
-        window = windows.get(name)
-        total = count + window.count(since) if window is not None else count
-        if total > threshold:
-            out[name] = total
-
-
-def _over_quota(
-    days: dict[str, int], counts: dict[str, int], quota: int, out: dict[str, int]
-) -> None:
-    for name, count in counts.items():
-        total = days.get(name, 0) + count
-        if total > quota:
-            out[name] = total
+        recorded = windows.get(name)
+        total = count + recorded.count(since) if recorded is not None else count
+        if total > limit:
+            out[name] = _rate(total, window)
 
 
 def _record(windows: dict[str, _Window], counts: dict[str, int], now: float) -> None:
@@ -201,7 +272,7 @@ def _record(windows: dict[str, _Window], counts: dict[str, int], now: float) -> 
         window.add(now, count)
 
 
-def _prune(windows: dict[str, _Window], since: float) -> None:
+def _prune(windows: dict[Any, _Window], since: float) -> None:
     idle = [name for name, window in windows.items() if window.count(since) == 0]
     for name in idle:
         del windows[name]

@@ -1,8 +1,18 @@
-"""Validation of decoded identifications, as Amplitude documents it.
+"""Validation of decoded identifications and events, as Amplitude documents it.
 
-Produces the HTTP V2 error shape: which items (by index in the request's array) miss a
-required field or carry an invalid one. A request with any bad item is refused whole,
-so nothing of it is applied and the client can narrow down and resend the rest.
+Produces Amplitude's 400 shape: which items (by index in the request's array) miss a
+required field, carry an invalid one, or have no id of a valid length. A request with
+any bad item is refused whole, so nothing of it is applied; the official SDKs then fail
+the named items and resend the rest (amplitude/Amplitude-Python processor.py,
+``invalid_or_silenced_index``; analytics-go ``invalidOrSilencedEventIndexes``;
+Amplitude-TypeScript analytics-core ``handleInvalidResponse``).
+
+Ids (HTTP V2 API docs, "Device IDs and User IDs minimum length"): an id on the
+documented invalid list ("null", "", ...) makes the item invalid; an id shorter than
+``min_id_length`` is *dropped* from the item ("the ID value is removed from the
+event"), and only an item left with no id at all is refused, under
+``events_with_invalid_id_lengths`` (the body Amplitude returned in
+amplitude/Amplitude-TypeScript#81).
 """
 
 from __future__ import annotations
@@ -12,21 +22,34 @@ from typing import Any, Final
 
 from .._rules import FIELDS, OPERATIONS, id_problem, value_problem
 
-__all__ = ["Problems", "check_identifications", "identification_problem"]
+__all__ = [
+    "INVALID_FIELDS_TEXT",
+    "INVALID_ID_LENGTH_TEXT",
+    "Problems",
+    "check_identifications",
+    "identification_problem",
+    "short_ids",
+]
 
 _FIELD_NAMES: Final = frozenset(FIELDS)
 _SCALARS: Final = (str, int, bool)
+_IDS: Final = ("user_id", "device_id")
 # Property values sit at depth 2 (user_properties -> operation -> value), the same
 # depth the client's Identify checks at, so both agree on "nesting at most 40 deep".
 _VALUE_DEPTH: Final = 2
+#: The ``error`` texts: one of the values the HTTP V2 docs list for a 400, and the text
+#: Amplitude sent with ``events_with_invalid_id_lengths`` (Amplitude-TypeScript#81).
+INVALID_FIELDS_TEXT: Final = "Invalid field values on some events"
+INVALID_ID_LENGTH_TEXT: Final = "Invalid id length for user_id or device_id"
 
 
 @dataclass
 class Problems:
-    """What is wrong with a request's items, keyed by field name, in the HTTP V2 shape."""
+    """What is wrong with a request's items, keyed by field name, in Amplitude's shape."""
 
     missing: dict[str, list[int]] = field(default_factory=dict)
     invalid: dict[str, list[int]] = field(default_factory=dict)
+    id_lengths: dict[str, list[int]] = field(default_factory=dict)
     #: One human-readable reason per bad item (index -> message).
     reasons: dict[int, str] = field(default_factory=dict)
 
@@ -34,24 +57,32 @@ class Problems:
         return bool(self.reasons)
 
     def add(self, index: int, kind: str, name: str, reason: str) -> None:
-        target = self.missing if kind == "missing" else self.invalid
+        if kind == "missing":
+            target = self.missing
+        elif kind == "id_length":
+            target = self.id_lengths
+        else:
+            target = self.invalid
         target.setdefault(name, []).append(index)
         self.reasons.setdefault(index, reason)
 
     def body(self) -> dict[str, Any]:
-        """The 400 body: the HTTP V2 fields plus ``problems`` (index -> reason)."""
-        shown = sorted(self.reasons.items())[:5]
-        summary = "; ".join(f"item {i}: {reason}" for i, reason in shown)
-        more = len(self.reasons) - len(shown)
-        if more > 0:
-            summary += f"; and {more} more"
-        return {
+        """The 400 body: Amplitude's fields (empty ones left out, as Amplitude does in
+        the one body on record), plus ``problems`` (index -> reason), which is the
+        emulator's own addition so a failing test says why."""
+        only_lengths = not self.missing and not self.invalid
+        body: dict[str, Any] = {
             "code": 400,
-            "error": f"Invalid identifications: {summary}",
-            "events_with_invalid_fields": self.invalid,
-            "events_with_missing_fields": self.missing,
-            "problems": {str(i): reason for i, reason in sorted(self.reasons.items())},
+            "error": INVALID_ID_LENGTH_TEXT if only_lengths else INVALID_FIELDS_TEXT,
         }
+        if self.invalid:
+            body["events_with_invalid_fields"] = self.invalid
+        if self.missing:
+            body["events_with_missing_fields"] = self.missing
+        if self.id_lengths:
+            body["events_with_invalid_id_lengths"] = self.id_lengths
+        body["problems"] = {str(i): reason for i, reason in sorted(self.reasons.items())}
+        return body
 
 
 def check_identifications(
@@ -66,38 +97,102 @@ def check_identifications(
     return problems
 
 
+def short_ids(item: dict[str, Any], min_id_length: int) -> tuple[str, ...]:
+    """The id fields of a *valid* item that are too short, which the server drops."""
+    user_id = item.get("user_id")
+    device_id = item.get("device_id")
+    # The hot path: every id long enough (validation made them strings or None).
+    user_short = isinstance(user_id, str) and len(user_id) < min_id_length
+    device_short = isinstance(device_id, str) and len(device_id) < min_id_length
+    if not user_short and not device_short:
+        return ()
+    return ("user_id",) * user_short + ("device_id",) * device_short
+
+
 def identification_problem(
     item: Any, min_id_length: int, require_event_type: bool = False
 ) -> tuple[str, str, str] | None:
     """``(kind, field, reason)`` for the first problem of one item, or None if it is valid.
 
-    ``kind`` is ``"missing"`` or ``"invalid"``; ``field`` names the offending field.
+    ``kind`` is ``"missing"``, ``"invalid"`` or ``"id_length"``; ``field`` names the
+    offending field. ``require_event_type`` checks an HTTP V2 event (``event_type``,
+    ``time``) rather than an Identify API identification.
     """
     if not isinstance(item, dict):
         return ("invalid", "event", f"must be a JSON object, got {_json_type(item)}")
     if require_event_type:
-        event_type = item.get("event_type")
-        if event_type is None:
-            return ("missing", "event_type", "event_type is required")
-        if not isinstance(event_type, str) or not event_type:
-            return ("invalid", "event_type", "event_type must be a non-empty string")
+        found = _event_problem(item)
+        if found is not None:
+            return found
+        if item.get("event_type") == "$groupidentify":
+            # A group identify names groups, not necessarily a user (Amplitude-Python
+            # client.group_identify sends only the event options the caller gives).
+            return _group_identify_problem(item, min_id_length)
+    found = _ids_problem(item, min_id_length)
+    if found is not None:
+        return found
+    return _body_problem(item, "user_properties")
+
+
+def _event_problem(item: dict[str, Any]) -> tuple[str, str, str] | None:
+    event_type = item.get("event_type")
+    if event_type is None:
+        return ("missing", "event_type", "event_type is required")
+    if not isinstance(event_type, str) or not event_type:
+        return ("invalid", "event_type", "event_type must be a non-empty string")
+    # HTTP V2 API docs, "Set time values": milliseconds since epoch; "any other format
+    # (such as ISO format) results in a 400".
+    time = item.get("time")
+    if time is not None and (isinstance(time, bool) or not isinstance(time, int) or time < 0):
+        return ("invalid", "time", f"time must be milliseconds since epoch, got {time!r:.40}")
+    return None
+
+
+def _ids_problem(item: dict[str, Any], min_id_length: int) -> tuple[str, str, str] | None:
+    present = [(name, item[name]) for name in _IDS if item.get(name) is not None]
+    if not present:
+        return ("missing", "user_id", "an identification needs a user_id or a device_id")
+    short: tuple[str, str] | None = None
+    usable = False
+    for name, value in present:
+        # min_length=1: placeholders (the empty string among them) and non-strings here;
+        # length against min_id_length below, since a short id is dropped, not refused.
+        problem = id_problem(value, name, 1)
+        if problem:
+            return ("invalid", name, problem)
+        if len(value) < min_id_length:
+            short = short or (
+                name,
+                f"{name} {value!r} is shorter than min_id_length={min_id_length}",
+            )
+        else:
+            usable = True
+    if not usable and short is not None:
+        return ("id_length", *short)
+    return None
+
+
+def _group_identify_problem(
+    item: dict[str, Any], min_id_length: int
+) -> tuple[str, str, str] | None:
+    groups = item.get("groups")
+    if not isinstance(groups, dict) or not groups:
+        return ("missing", "groups", "a $groupidentify event needs a groups object")
+    if any(item.get(name) is not None for name in _IDS):
+        found = _ids_problem(item, min_id_length)
+        if found is not None:
+            return found
+    return _body_problem(item, "group_properties")
+
+
+def _body_problem(item: dict[str, Any], properties: str) -> tuple[str, str, str] | None:
     user_id = item.get("user_id")
     device_id = item.get("device_id")
-    if user_id is None and device_id is None:
-        return ("missing", "user_id", "an identification needs a user_id or a device_id")
-    if user_id is not None:
-        problem = id_problem(user_id, "user_id", min_id_length)
-        if problem:
-            return ("invalid", "user_id", problem)
-    if device_id is not None:
-        problem = id_problem(device_id, "device_id", min_id_length)
-        if problem:
-            return ("invalid", "device_id", problem)
-    user_properties = item.get("user_properties")
+    user_properties = item.get(properties)
     if user_properties is not None:
         problem = user_properties_problem(user_properties)
         if problem:
-            return ("invalid", "user_properties", problem)
+            return ("invalid", properties, problem.replace("user_properties", properties))
     groups = item.get("groups")
     if groups is not None and not isinstance(groups, dict):
         return ("invalid", "groups", f"groups must be a JSON object, got {_json_type(groups)}")

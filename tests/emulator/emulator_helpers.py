@@ -22,4 +22,15 @@ async def identify(
         return response.status, await response.text()
 
 
-__all__ = ["KEY", "SECRET", "Emulator", "identify"]
+async def profile(
+    http: aiohttp.ClientSession, emu: Any, headers: dict[str, str] | None = None, **params: str
+) -> tuple[int, Any]:
+    """GET /v1/userprofile (with the test secret unless ``headers``); (status, JSON or text)."""
+    auth = {"Authorization": f"Api-Key {SECRET}"} if headers is None else headers
+    async with http.get(emu.profile_url, params=params, headers=auth) as response:
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, await response.text()
+
+
+__all__ = ["KEY", "SECRET", "Emulator", "identify", "profile"]

@@ -87,8 +87,8 @@ async def test_profile_models_over_http(emu: Emulator, http: aiohttp.ClientSessi
     async with http.get(emu.profile_url, params=params, headers=headers) as r:
         data = (await r.json())["userData"]
     assert data["cohort_ids"] == ["c-pro"]
-    assert sorted(data["recommendations"][0]["child_ids"]) == ["a", "b", "c"]
-    assert data["computations"] == {"k-plan": "pro", "k-const": 7}
+    assert sorted(data["recommendations"][0]["items"]) == ["a", "b", "c"]
+    assert data["amp_props"] == {"computed-prop-k-plan": "pro", "computed-prop-k-const": 7}
     assert 0.0 <= data["propensity"] <= 1.0
 
 

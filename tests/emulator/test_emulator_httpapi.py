@@ -44,7 +44,10 @@ async def test_http_v2_errors(emu: Emulator, http: aiohttp.ClientSession) -> Non
             b'{"events": []}',
             {"code": 400, "error": "Request missing required field", "missing_field": "api_key"},
         ),
-        (b'{"api_key": "nope", "events": [{}]}', {"code": 400, "error": "invalid_api_key"}),
+        (
+            b'{"api_key": "nope", "events": [{}]}',
+            {"code": 400, "error": "Invalid API key: the key is not known to this emulator"},
+        ),
         (
             f'{{"api_key": "{KEY}"}}'.encode(),
             {"code": 400, "error": "Request missing required field", "missing_field": "events"},

@@ -3,26 +3,12 @@ propensity."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
 from emulator_helpers import SECRET, identify
+from emulator_helpers import profile as _profile
 
 from amplitude_async.emulator import Emulator
-
-AUTH = {"Authorization": f"Api-Key {SECRET}"}
-
-
-async def _profile(
-    http: aiohttp.ClientSession, emu: Emulator, headers: dict[str, str] | None = None, **params: str
-) -> tuple[int, Any]:
-    async with http.get(
-        emu.profile_url, params=params, headers=AUTH if headers is None else headers
-    ) as r:
-        if r.content_type == "application/json":
-            return r.status, await r.json()
-        return r.status, await r.text()
 
 
 @pytest.fixture
@@ -44,13 +30,15 @@ async def test_auth(seeded: Emulator, http: aiohttp.ClientSession) -> None:
         401,
         "Missing Api-Key in Authorization header",
     )
-    for header in ("Api-Key wrong", "Bearer " + SECRET, "Api-Key"):
+    # User Profile API docs, "Authentication errors": a wrong key is "Invalid Api-Key";
+    # a missing *or malformed* header is "Missing Api-Key in Authorization header".
+    assert await _profile(
+        http, seeded, headers={"Authorization": "Api-Key wrong"}, user_id="user-pro"
+    ) == (401, "Invalid Api-Key")
+    for header in ("Bearer " + SECRET, "Api-Key", "Api-Key   ", SECRET):
         assert await _profile(
             http, seeded, headers={"Authorization": header}, user_id="user-pro"
-        ) == (
-            401,
-            "Invalid Api-Key",
-        )
+        ) == (401, "Missing Api-Key in Authorization header"), header
 
 
 async def test_unknown_user_and_missing_ids(seeded: Emulator, http: aiohttp.ClientSession) -> None:
@@ -65,16 +53,14 @@ async def test_unknown_user_and_missing_ids(seeded: Emulator, http: aiohttp.Clie
 async def test_bare_lookup_has_null_parts(seeded: Emulator, http: aiohttp.ClientSession) -> None:
     status, body = await _profile(http, seeded, user_id="user-pro")
     assert status == 200
+    # The documented keys only (User Profile API docs, every response example).
     assert body == {
         "userData": {
+            "recommendations": None,
             "user_id": "user-pro",
             "device_id": "device-pro",
-            "amplitude_id": 100_000_000_001,
             "amp_props": None,
             "cohort_ids": None,
-            "recommendations": None,
-            "computations": None,
-            "propensity": None,
         }
     }
 
@@ -103,7 +89,7 @@ async def test_recommendations_are_deterministic_per_user(
     seeded: Emulator, http: aiohttp.ClientSession
 ) -> None:
     items = [f"sku-{i}" for i in range(20)]
-    seeded.define_recommendation("rec-1", items=items, title="For you")
+    seeded.define_recommendation("rec-1", items=items, title="For you", source="model-7")
     seeded.define_recommendation("rec-ctl", items=items[:3], title="Control", is_control=True)
     params = {"get_recs": "true", "rec_id": "rec-1,rec-ctl", "limit": "5"}
     _, first = await _profile(http, seeded, user_id="user-pro", **params)
@@ -112,18 +98,20 @@ async def test_recommendations_are_deterministic_per_user(
     recs = first["userData"]["recommendations"]
     assert recs == again["userData"]["recommendations"]
     assert [r["rec_id"] for r in recs] == ["rec-1", "rec-ctl"]
-    assert recs[0]["is_control"] is False and recs[0]["recommendation_type"] == "model"
-    assert recs[0]["title"] == "For you"
-    assert len(recs[0]["child_ids"]) == 5 and set(recs[0]["child_ids"]) <= set(items)
+    # User Profile API docs, "Get a recommendation": the documented fields only.
+    assert recs[0]["is_control"] is False and recs[0]["recommendation_source"] == "model-7"
+    assert recs[0]["child_rec_id"] == "rec-1" and isinstance(recs[0]["last_updated"], int)
+    assert len(recs[0]["items"]) == 5 and set(recs[0]["items"]) <= set(items)
     assert recs[1] == {
         "rec_id": "rec-ctl",
-        "child_ids": recs[1]["child_ids"],
+        "child_rec_id": "rec-ctl",
+        "items": recs[1]["items"],
         "is_control": True,
-        "recommendation_type": "random",
-        "title": "Control",
+        "recommendation_source": "random",
+        "last_updated": recs[1]["last_updated"],
     }
-    assert sorted(recs[1]["child_ids"]) == ["sku-0", "sku-1", "sku-2"]
-    assert other["userData"]["recommendations"][0]["child_ids"] != recs[0]["child_ids"]
+    assert sorted(recs[1]["items"]) == ["sku-0", "sku-1", "sku-2"]
+    assert other["userData"]["recommendations"][0]["items"] != recs[0]["items"]
 
 
 async def test_recommendation_errors(seeded: Emulator, http: aiohttp.ClientSession) -> None:
@@ -159,9 +147,12 @@ async def test_computations_and_propensity(seeded: Emulator, http: aiohttp.Clien
         propensity_type="pct",
     )
     data = body["userData"]
-    assert data["computations"] == {"comp-age": 41}
+    # User Profile API docs: computations come back inside amp_props, and a propensity
+    # both as "propensity" and as one entry of "propensities".
+    assert "computations" not in data
     assert data["amp_props"] == {"computed-prop-comp-age": 41}
-    assert (data["propensity"], data["propensity_type"]) == (87, "pct")
+    assert data["propensity"] == 87
+    assert data["propensities"] == [{"prop": 87, "pred_id": "pred-1", "prop_type": "pct"}]
     _, body = await _profile(
         http,
         seeded,
@@ -171,7 +162,10 @@ async def test_computations_and_propensity(seeded: Emulator, http: aiohttp.Clien
         prediction_id="pred-1",
         propensity_type="score",
     )
-    assert body["userData"]["computations"] == {"comp-age": 19, "comp-double": 38}
+    assert body["userData"]["amp_props"] == {
+        "computed-prop-comp-age": 19,
+        "computed-prop-comp-double": 38,
+    }
     assert body["userData"]["propensity"] == 0.25
     status, body = await _profile(
         http, seeded, user_id="user-free", get_propensity="true", prediction_id="pred-1"

@@ -60,8 +60,9 @@ NEVER_APPLIED = frozenset(
 @dataclass(frozen=True)
 class Workload:
     """What the producers send. Identities: ``user-NNNN`` (user only), ``dvc-NNNN``
-    (device only) and ``both-NNNN`` (user and device ``bdev-NNNN``); ``bad-N`` ids are
-    shorter than the emulator accepts (a 400) while the client accepts them."""
+    (device only) and ``both-NNNN`` (user and device ``bdev-NNNN``); ``b-NN`` are
+    device-only identities the client accepts and a scenario may make the server refuse
+    (``Emulator(silenced_devices=...)``: a 400 naming them in ``silenced_events``)."""
 
     ops: int = 4000
     users: int = 400
@@ -72,7 +73,7 @@ class Workload:
     #: The first ``hot`` identities get ``hot_share`` of all operations.
     hot: int = 0
     hot_share: float = 0.0
-    #: Identities with ids the emulator refuses (4 characters, emulator wants 5).
+    #: Device-only identities ``b-NN`` for the server to refuse.
     bad: int = 0
     #: Padding set on every operation (bytes), to make bodies large.
     pad: int = 0
@@ -143,7 +144,7 @@ def build(workload: Workload) -> tuple[list[Identify], list[str], list[int]]:
     identities: list[tuple[str | None, str | None]] = []
     for i in range(workload.users):
         if i < workload.bad:
-            identities.append((f"b-{i:02d}", None))
+            identities.append((None, f"b-{i:02d}"))
             continue
         draw = rng.random()
         if draw < workload.device_share:
