@@ -29,7 +29,7 @@ import anyio
 
 from ._clock import Clock, SystemClock
 from ._config import ClientConfig
-from ._errors import ClientNotStarted, ClientStateError
+from ._errors import ClientStateError
 from ._identify import Identify
 from ._logfields import fields
 from ._outcome import FailureReason, Outcome, Receipt
@@ -223,16 +223,7 @@ class AmplitudeClient:
         it and close the transport, so that nothing waits for ever."""
         self._states.orphaned = True
         self._enter(_S.CLOSING)
-        undelivered = self._leftovers.fail()
-        warnings.warn(
-            f"{self!r} was not closed before its event loop ended: {len(undelivered)} "
-            "operation(s) failed with reason shutdown. Use 'async with AmplitudeClient(...)' "
-            "or await aclose() before the loop ends.",
-            ResourceWarning,
-            stacklevel=1,
-        )
-        # Blocking, on purpose: the loop is ending, a worker thread may not run.
-        spooled = self._leftovers.spool_now(undelivered)
+        undelivered, spooled = self._leftovers.orphaned(repr(self))
         await self._transport.aclose()
         self._finish_close(undelivered, spooled=spooled)
 
@@ -373,15 +364,7 @@ class AmplitudeClient:
         client and QueueFull are raised in the calling thread. When ``timeout`` seconds
         pass first, :class:`TimeoutError` is raised and the operation is not queued.
         """
-        loop = self._guard.loop
-        if loop is None or self._state is _S.UNOPENED:
-            raise ClientNotStarted("the client is not open; use 'async with AmplitudeClient(...)'")
-        if threading.get_ident() == self._loop_thread:
-            raise ClientStateError(
-                "identify_threadsafe() was called on the event loop's own thread; "
-                "use 'await identify()' or identify_nowait() there"
-            )
-        return self._intake.submit_threadsafe(op, timeout, loop)
+        return self._intake.submit_threadsafe(op, timeout, self._loop_thread)
 
     # -- flush and stats ----------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ._config import ClientConfig
-from ._errors import ClientStateError, QueueFull, ValidationError
+from ._errors import ClientNotStarted, ClientStateError, QueueFull, ValidationError
 from ._identify import Identify
 from ._lanes import Lanes
 from ._ledger import Ledger
@@ -149,11 +149,16 @@ class Intake:
         return op
 
     def submit_threadsafe(
-        self,
-        op: Identify,
-        timeout: float | None,
-        loop: asyncio.AbstractEventLoop,
+        self, op: Identify, timeout: float | None, loop_thread: int | None
     ) -> concurrent.futures.Future[Outcome]:
+        loop = self.loop
+        if loop is None:  # never opened (a state that is not open yet refuses in check())
+            raise ClientNotStarted("the client is not open; use 'async with AmplitudeClient(...)'")
+        if threading.get_ident() == loop_thread:
+            raise ClientStateError(
+                "identify_threadsafe() was called on the event loop's own thread; "
+                "use 'await identify()' or identify_nowait() there"
+            )
         self.check(op)
         outcome: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         gate = _Gate()

@@ -4,6 +4,7 @@ over (``on_undelivered``, the log). The client decides when; this module does it
 from __future__ import annotations
 
 import logging
+import warnings
 
 import anyio
 
@@ -75,6 +76,21 @@ class Leftovers:
             )
             return False
         return True
+
+    def orphaned(self, client: str) -> tuple[list[Identify], bool]:
+        """The loop is ending with the client open: fail what is left, say so (a
+        ResourceWarning naming ``client``), spool it at once. Returns the operations and
+        whether the spool took them."""
+        undelivered = self.fail()
+        warnings.warn(
+            f"{client} was not closed before its event loop ended: {len(undelivered)} "
+            "operation(s) failed with reason shutdown. Use 'async with AmplitudeClient(...)' "
+            "or await aclose() before the loop ends.",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        # Blocking, on purpose: the loop is ending, a worker thread may not run.
+        return undelivered, self.spool_now(undelivered)
 
     def hand_over(self, undelivered: list[Identify], *, spooled: bool) -> None:
         """Say what was not delivered (a warning) and give it to ``on_undelivered``."""
