@@ -8,14 +8,18 @@ is built only when a batch is encoded. A queued two-operation Identify takes 216
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from ._errors import ValidationError
 from ._outcome import FROZEN, Receipt
+from ._plain import plain
 from ._rules import (
+    ANNOTATION_KEYS,
     FIELDS,
     IDENTIFICATION_KEYS,
+    MAX_JSON_INT,
     NO_VALUE,
     OPERATIONS,
     PLACEHOLDER_IDS,
@@ -47,6 +51,14 @@ _LINEAR_SCAN_MAX: Final = 8
 # only if its length is one of theirs and it is one (the common case skips the rest).
 _PLACEHOLDER_LENGTHS: Final = frozenset(len(p) for p in PLACEHOLDER_IDS)
 _NO_FIELDS: Final = (None,) * 15
+# Types that need no normalising (see _plain): the hot path checks only this.
+_PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None)))
+# reprs in error messages: bounded in depth and length, so that a value nested a
+# thousand deep gets a ValidationError, not a RecursionError from repr().
+_short = reprlib.Repr()
+_short.maxlevel = 3
+_short.maxstring = 60
+_short.maxother = 60
 
 Op = tuple[str, str, Any]
 
@@ -102,10 +114,10 @@ class Identify(Receipt):
         self._flags = 0
         # Length is checked by the client against its own min_id_length; the rest here.
         if user_id is not None and not _plain_id(user_id):
-            _check_id(user_id, "user_id")
+            user_id = _check_id(user_id, "user_id")
         if device_id is not None:
             if not _plain_id(device_id):
-                _check_id(device_id, "device_id")
+                device_id = _check_id(device_id, "device_id")
         elif user_id is None:
             raise ValidationError("an identification needs a user_id or a device_id (or both)")
         self.user_id = user_id
@@ -165,7 +177,8 @@ class Identify(Receipt):
         """``$add``: add a number to the property (a missing property starts at 0)."""
         if type(value) is not int and not is_number(value):
             raise ValidationError(
-                f"add({name!r}, ...) needs a finite number, got {type(value).__name__} {value!r}"
+                f"add({_short.repr(name)}, ...) needs a finite number, "
+                f"got {type(value).__name__} {_short.repr(value)}"
             )
         return self._add("$add", name, value)
 
@@ -250,7 +263,9 @@ class Identify(Receipt):
             raise ValidationError(
                 f"an identification must be a JSON object, got {type(obj).__name__}"
             )
-        unknown = sorted(str(k) for k in obj if k not in IDENTIFICATION_KEYS)
+        unknown = sorted(
+            str(k) for k in obj if k not in IDENTIFICATION_KEYS and k not in ANNOTATION_KEYS
+        )
         if unknown:
             example = unknown[0] if not unknown[0].startswith("$") else "plan"
             raise ValidationError(
@@ -312,7 +327,7 @@ class Identify(Receipt):
         if self._flags & FROZEN:
             self._check_mutable()
         if type(name) is not str or not name or not name.isascii():
-            self._check_name(operation, name)
+            name = self._check_name(operation, name)
         ops = self._ops
         if ops:
             if ops[0] == "$clearAll":
@@ -332,10 +347,15 @@ class Identify(Receipt):
                 )
         # Plain ASCII text and ints (the usual values) need no further check.
         kind = type(value)
-        if not ((kind is str and value.isascii()) or kind is int):
+        if not (
+            (kind is str and value.isascii())
+            or (kind is int and -MAX_JSON_INT <= value <= MAX_JSON_INT)
+        ):
             problem = value_problem(value, depth=2)
             if problem:
                 raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
+            if kind not in _PLAIN_TYPES:
+                value = plain(value)
         self._ops = ops = (*ops, operation, name, value)
         if self._names is not None:
             self._names.add(name)
@@ -343,14 +363,19 @@ class Identify(Receipt):
             self._names = set(ops[1::3])
         return self
 
-    def _check_name(self, operation: str, name: object) -> None:
+    def _check_name(self, operation: str, name: object) -> str:
+        """The checked name, a str subclass made a plain str."""
         if not isinstance(name, str) or not name:
             raise ValidationError(
-                f"{_METHOD[operation]}(): property name must be a non-empty string, got {name!r}"
+                f"{_METHOD[operation]}(): property name must be a non-empty string, "
+                f"got {_short.repr(name)}"
             )
+        if type(name) is not str:
+            name = str.__str__(name)
         problem = text_problem(name)
         if problem:
             raise ValidationError(f"{_METHOD[operation]}(): property name {problem}")
+        return name
 
     def _uses(self, name: str) -> bool:
         if self._names is not None:
@@ -367,6 +392,8 @@ class Identify(Receipt):
             value = "true" if value else "false"
         if not isinstance(value, str):
             raise ValidationError(f"{name} must be a string, got {type(value).__name__}")
+        if type(value) is not str:
+            value = str.__str__(value)
         if self._fields is None:
             self._fields = {}
         self._fields[name] = value
@@ -413,10 +440,16 @@ def _plain_id(value: object) -> bool:
     )
 
 
-def _check_id(value: object, kind: str) -> None:
+def _check_id(value: object, kind: str) -> str:
+    """The checked id, a str subclass made a plain str."""
+    if isinstance(value, str) and value and not value.strip():
+        # Amplitude would create a user named "   ": surely a blank input.
+        raise ValidationError(f"{kind} must not be only whitespace")
     problem = id_problem(value, kind, min_length=1)
     if problem:
         raise ValidationError(problem)
+    assert isinstance(value, str)
+    return value if type(value) is str else str.__str__(value)
 
 
 _FIELD_ORDER: Final = (
@@ -468,13 +501,16 @@ def _checked_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for group_type, name in groups.items():
         if not isinstance(group_type, str) or not group_type:
-            raise ValidationError(f"group type must be a non-empty string, got {group_type!r}")
+            raise ValidationError(
+                f"group type must be a non-empty string, got {_short.repr(group_type)}"
+            )
         if isinstance(name, str):
-            out[group_type] = name
+            out[plain(group_type)] = plain(name)
         elif isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name):
-            out[group_type] = list(name)
+            out[plain(group_type)] = [plain(n) for n in name]
         else:
             raise ValidationError(
-                f"group {group_type!r} must name a string or a list of strings, got {name!r}"
+                f"group {group_type!r} must name a string or a list of strings, "
+                f"got {_short.repr(name)}"
             )
     return out

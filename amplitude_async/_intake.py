@@ -16,6 +16,8 @@ import contextlib
 import functools
 import logging
 import threading
+from _thread import get_ident
+from asyncio.events import _get_running_loop
 from collections import deque
 from collections.abc import Callable
 from typing import Final
@@ -82,6 +84,7 @@ class Intake:
         "auth_failed",
         "loop",
         "loop_error",
+        "loop_thread",
         "refusal",
     )
 
@@ -112,6 +115,7 @@ class Intake:
         #: The loop the client was opened on (its events and futures belong to it), and
         #: the error for a call from any other.
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread: int | None = None
         self.loop_error: Callable[[], ClientStateError] = _no_loop_error
         ledger.on_room = self._room
 
@@ -124,9 +128,15 @@ class Intake:
 
     async def submit(self, op: Identify) -> Receipt:
         self.check(op)
-        if asyncio._get_running_loop() is not self.loop:
+        # The thread, not the running loop: a loop per thread is the usual misuse, and
+        # _get_running_loop() costs a getpid() system call, a fifth of an identify(). A
+        # loop that ended on the same thread is caught by the state (the orphaned
+        # close); before waiting for room, the loop itself is checked.
+        if get_ident() != self.loop_thread:
             raise self.loop_error()
         if self._ledger.unresolved >= self._queue_max:
+            if _get_running_loop() is not self.loop:
+                raise self.loop_error()
             if self._config.on_full != "wait":
                 return self._full(op)
             await self._wait_for_room()
@@ -141,7 +151,7 @@ class Intake:
 
     def submit_nowait(self, op: Identify) -> Receipt:
         self.check(op)
-        if asyncio._get_running_loop() is not self.loop:
+        if get_ident() != self.loop_thread:  # the thread only, as in submit()
             raise self.loop_error()
         if self._ledger.unresolved >= self._queue_max:
             return self._full(op)

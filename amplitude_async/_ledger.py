@@ -110,6 +110,39 @@ class Ledger:
             Failed(reason, message, status, op.attempts, bool(op._flags & AMBIGUOUS)),
         )
 
+    def fail_all(self, ops: list[Identify], reason: FailureReason, message: str) -> None:
+        """Fail every operation of ``ops`` with ``reason``: what fail() does, in bulk (a
+        hundred thousand leftovers must fit in the shutdown deadline). One outcome per
+        (attempts, maybe_applied), shared; generations counted in one pass."""
+        if self._on_outcome is not None:
+            # A user callback may read stats() as it goes: one at a time.
+            for op in ops:
+                self.fail(op, reason, message)
+            return
+        shared: dict[tuple[int, bool], Failed] = {}
+        current_gen = self.gen
+        in_current = 0
+        older: Counter[int] | None = None
+        for op in ops:
+            key = (op.attempts, bool(op._flags & AMBIGUOUS))
+            outcome = shared.get(key)
+            if outcome is None:
+                outcome = shared[key] = Failed(reason, message, None, *key)
+            op._resolve(outcome)
+            if op.gen == current_gen:
+                in_current += 1
+            else:
+                if older is None:
+                    older = Counter()
+                older[op.gen] += 1
+        self.counters.failed[reason.value] += len(ops)
+        self.unresolved -= len(ops)
+        self.open_now -= in_current
+        if older is not None:
+            for gen, count in older.items():
+                self._settle_generation(gen, count)
+        self.on_room(len(ops))
+
     def fail_unit(
         self, unit: Unit, reason: FailureReason, message: str, status: int | None = None
     ) -> int:

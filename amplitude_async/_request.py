@@ -29,6 +29,7 @@ from ._coalesce import Merged, Unit
 from ._config import ClientConfig
 from ._encode import BatchEncoder
 from ._errors import TransportError
+from ._identify import Identify
 from ._ledger import Ledger, log_failed
 from ._limits import RequestLimits
 from ._logfields import fields
@@ -345,11 +346,12 @@ class RequestHandler:
         cfg = self._config
         now = self._clock.now()
         retry_after = verdict.retry_after
-        kept = gave_up = 0
+        gave_up = 0
         last_message = ""
         attempts = 1
         if verdict.ambiguous:
             _mark_ambiguous(units)
+        kept: list[tuple[Unit, Identify, int, float]] = []
         for unit in units:
             first = unit.ops[0] if isinstance(unit, Merged) else unit
             count = len(unit.ops) if isinstance(unit, Merged) else 1
@@ -374,16 +376,32 @@ class RequestHandler:
                 gave_up += count
                 last_message = message
                 continue
-            kept += count
             attempts = max(attempts, first.attempts)
-            attempt.blocked.add(unit.identity)
-        if gave_up:
-            log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message, verdict.status)
-        if not kept:
-            return
+            kept.append((unit, first, count, started))
         delay = backoff_delay(
             attempts, base=cfg.retry_base, cap=cfg.retry_cap, retry_after=verdict.retry_after
         )
+        retried = 0
+        for unit, first, count, started in kept:
+            if now + delay - started >= cfg.retry_deadline:
+                # The next try would start past the deadline: give up now, not after it.
+                message = (
+                    f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s: "
+                    f"the next retry (in {delay:.2f} s) would start past retry_deadline "
+                    f"({cfg.retry_deadline:g} s); last error: {verdict.message}"
+                )
+                self._ledger.fail_unit(
+                    unit, FailureReason.RETRIES_EXHAUSTED, message, verdict.status
+                )
+                gave_up += count
+                last_message = message
+                continue
+            retried += count
+            attempt.blocked.add(unit.identity)
+        if gave_up:
+            log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message, verdict.status)
+        if not retried:
+            return
         not_before = now + delay
         if attempt.not_before is None or not_before > attempt.not_before:
             attempt.not_before = not_before
@@ -391,13 +409,13 @@ class RequestHandler:
             "%s from %s: retrying %d operation(s) in %.2f s (attempt %d)%s",
             f"HTTP {verdict.status}" if verdict.status else "no answer",
             self._host,
-            kept,
+            retried,
             delay,
             attempts + 1,
             f": {verdict.message}" if verdict.status is None else "",
             extra=fields(
                 "identify.retry",
-                count=kept,
+                count=retried,
                 status=verdict.status,
                 attempt=attempts + 1,
                 delay=delay,

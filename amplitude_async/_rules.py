@@ -7,6 +7,7 @@ emulator's cannot drift apart.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Hashable
 from typing import Any, Final
 
@@ -42,6 +43,11 @@ FIELDS: Final = DEVICE_FIELDS + LOCATION_FIELDS + OTHER_FIELDS
 IDENTIFICATION_KEYS: Final = frozenset(
     ("user_id", "device_id", "user_properties", "groups", *FIELDS)
 )
+#: Annotations a line of ours may carry besides the identification (the spool's, and
+#: ``import --failed-out``'s); ``Identify.from_dict`` ignores them.
+SPOOL_KEY: Final = "_spool"
+FAILURE_KEY: Final = "_failure"
+ANNOTATION_KEYS: Final = frozenset((SPOOL_KEY, FAILURE_KEY))
 
 #: Ids Amplitude rejects as invalid (compared case-insensitively, surrounding blanks
 #: ignored): exactly the "Invalid IDs" list of the HTTP V2 API docs, section "Device
@@ -69,6 +75,9 @@ PLACEHOLDER_IDS: Final = frozenset(
 DEFAULT_MIN_ID_LENGTH: Final = 5
 #: user_properties may nest at most this deep.
 MAX_DEPTH: Final = 40
+#: JSON numbers are doubles at Amplitude: an integer past this has no value there (and
+#: $add-ing it to a float raises OverflowError).
+MAX_JSON_INT: Final = int(sys.float_info.max)
 #: Safe caps for one request (HTTP V2's documented limits).
 MAX_ITEMS_PER_REQUEST: Final = 2000
 MAX_BODY_BYTES: Final = 1_000_000
@@ -112,8 +121,10 @@ def value_problem(value: Any, depth: int = 1, *, in_list: bool = False) -> str |
     """
     if isinstance(value, str):
         return text_problem(value)
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return None if -MAX_JSON_INT <= value <= MAX_JSON_INT else int_problem()
     if isinstance(value, float):
         if math.isfinite(value):
             return None
@@ -139,6 +150,10 @@ def value_problem(value: Any, depth: int = 1, *, in_list: bool = False) -> str |
                 return problem
         return None
     return f"{type(value).__name__} is not a JSON value"
+
+
+def int_problem() -> str:
+    return "an integer too large for a JSON number (Amplitude's numbers are doubles)"
 
 
 def is_number(value: object) -> bool:

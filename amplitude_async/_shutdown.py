@@ -13,7 +13,7 @@ from ._identify import Identify
 from ._lanes import Lanes
 from ._ledger import Ledger
 from ._logfields import fields
-from ._outcome import FailureReason
+from ._outcome import Failed, FailureReason
 from ._spool import write_spool
 
 __all__ = ["Leftovers"]
@@ -37,8 +37,7 @@ class Leftovers:
         """Fail every operation still in a lane with reason shutdown; returns them, in
         per-identity order."""
         leftovers = self._lanes.drain_all()
-        for op in leftovers:
-            self._ledger.fail(op, FailureReason.SHUTDOWN, _MESSAGE)
+        self._ledger.fail_all(leftovers, FailureReason.SHUTDOWN, _MESSAGE)
         return leftovers
 
     async def spool(self, undelivered: list[Identify]) -> OSError | None:
@@ -47,7 +46,9 @@ class Leftovers:
         if not undelivered or not path:
             return None
         try:
-            await anyio.to_thread.run_sync(write_spool, path, undelivered)
+            await anyio.to_thread.run_sync(
+                write_spool, path, undelivered, _maybe_applied(undelivered)
+            )
         except OSError as exc:
             logger.error(
                 "could not append %d undelivered operation(s) to the spool %s: %s",
@@ -66,7 +67,7 @@ class Leftovers:
         if not undelivered or not path:
             return True
         try:
-            write_spool(path, undelivered)
+            write_spool(path, undelivered, _maybe_applied(undelivered))
         except OSError as exc:
             logger.error(
                 "could not append to the spool %s: %s",
@@ -106,3 +107,9 @@ class Leftovers:
         )
         if self._config.on_undelivered is not None:
             self._config.on_undelivered(undelivered)
+
+
+def _maybe_applied(ops: list[Identify]) -> list[bool]:
+    """Per operation failed at shutdown: whether the server may have applied it (its
+    request was in flight at the close, or ended ambiguously)."""
+    return [isinstance(op.outcome, Failed) and op.outcome.maybe_applied for op in ops]

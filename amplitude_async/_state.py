@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import warnings
+from asyncio.events import _get_running_loop
 from collections.abc import Callable
 from typing import Final
 
@@ -101,7 +102,7 @@ class LoopGuard:
 
     def check(self) -> None:
         loop = self.loop
-        if loop is not None and asyncio._get_running_loop() is not loop:
+        if loop is not None and _get_running_loop() is not loop:
             raise self.error()
 
     def error(self) -> ClientStateError:

@@ -21,7 +21,7 @@ from ._logging import configure_logging
 __all__ = ["app", "main"]
 
 # In the order they are listed by --help.
-_COMMANDS = ("_demo", "_identify", "_import", "_profile", "_emulator")
+_COMMANDS = ("_demo", "_identify", "_import", "_profile", "_emulator", "_kafka")
 _OPTIONAL_COMMANDS = ("_bench",)
 
 app = typer.Typer(

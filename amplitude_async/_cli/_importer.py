@@ -9,7 +9,13 @@ Flow (one event loop, one client)::
 
 Ctrl-C or SIGTERM stops intake, lets queued operations finish for ``drain_timeout``
 (a second signal ends that at once), then closes the client: what is left fails with
-"shutdown", stays unsettled, and is sent again by a resumed run.
+"shutdown", stays unsettled, and is sent again by a resumed run. Those that were in
+flight may already have been applied: they are counted (``maybe_applied``) and named
+in the summary as possible duplicates of the resume.
+
+The checkpoint is saved every ``_SAVE_EVERY`` seconds: after a crash (SIGKILL), a resume
+re-sends what had no outcome at the last save, so at most that long of deliveries plus
+what was in flight or queued then (docs/cli.md states the window).
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ __all__ = ["ImportOptions", "ImportRun"]
 
 #: Bad lines printed one by one; past this, only counted (the summary has the total).
 MAX_SHOWN_BAD_LINES: Final = 20
-_SAVE_EVERY: Final = 1.0
+#: Seconds between checkpoint saves (each an fsync): the replay window after a crash.
+_SAVE_EVERY: Final = 0.1
 #: Operations queued at once: bounds memory and the checkpoint's pending set.
 _QUEUE_MAX: Final = 20_000
 
@@ -162,6 +169,8 @@ class ImportRun:
         if op is None:
             self._bad_line(record)
             return
+        if record.maybe_applied:
+            self.counts["spool_maybe_applied"] += 1
         settlement = self.settlement
         # Before identify(): an outcome can arrive inside the call (a refused key).
         settlement.dispatch(op, record.line)
@@ -211,6 +220,9 @@ class ImportRun:
             # the same --checkpoint (and a working key) sends it.
             settlement.abandon(op)
             self.counts["not_sent"] += 1
+            if outcome.maybe_applied:
+                # In flight at the stop: a resume sends it again, maybe a second time.
+                self.counts["maybe_applied"] += 1
             if reason is FailureReason.AUTH and self.stop_reason is None:
                 self.stop_reason = (
                     f"the API key was not accepted ({outcome.message}); nothing more is sent"
@@ -255,10 +267,16 @@ class ImportRun:
                     drain.deadline = min(
                         drain.deadline, anyio.current_time() + self.options.drain_timeout
                     )
+                    # Ctrl-C is only the way to say it at a terminal (SIGINT).
+                    again = (
+                        "press Ctrl-C again to stop now"
+                        if signum == signal.SIGINT
+                        else "a second signal stops now"
+                    )
                     self._console.print(
                         f"[yellow]{signal.Signals(signum).name}[/yellow]: no more lines are "
                         f"read; delivering what is queued (at most "
-                        f"{self.options.drain_timeout:g} s; press Ctrl-C again to stop now)"
+                        f"{self.options.drain_timeout:g} s; {again})"
                     )
                 else:
                     drain.cancel()

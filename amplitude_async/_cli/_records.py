@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
+from .._rules import FAILURE_KEY, SPOOL_KEY
+from .._wire_lines import LineError, decode_object, identify_from_wire
+from .._wire_lines import identity_of as _identity
 from ._values import parse_value
 
 if TYPE_CHECKING:
@@ -37,8 +40,8 @@ __all__ = [
     "parse_shard",
 ]
 
-#: Key of the annotation that ``--failed-out`` adds to each line; ignored when imported.
-FAILURE_KEY: Final = "_failure"
+# FAILURE_KEY: the annotation ``--failed-out`` adds to each line, SPOOL_KEY: the
+# client's spool's (with maybe_applied); both are ignored when imported.
 #: In a ``--failed-out`` line for a line that could not be read: the line as it was.
 RAW_KEY: Final = "raw"
 CHUNK_LINES: Final = 1000
@@ -55,6 +58,8 @@ class Record:
     error: str | None = None
     #: A line that is not an identification: its text as read (for --failed-out).
     raw: str | None = None
+    #: A spool line that says the server may already have applied it.
+    maybe_applied: bool = False
 
 
 @dataclass(slots=True)
@@ -105,27 +110,11 @@ def parse_shard(text: str) -> Shard:
 Skip = Callable[[int], bool]
 
 
-def _identity(obj: dict[str, Any]) -> str | None:
-    """The lane key the client will use: user_id if present, else device_id."""
-    user_id = obj.get("user_id")
-    if isinstance(user_id, str):
-        return user_id
-    device_id = obj.get("device_id")
-    return device_id if isinstance(device_id, str) else None
-
-
 def _to_record(line: int, wire: dict[str, Any], min_id_length: int) -> Record:
-    from .. import Identify, ValidationError
-    from .._rules import id_problem
+    from .. import ValidationError
 
     try:
-        op = Identify.from_dict(wire)
-        # The client refuses short ids at identify(); say so here, with the line number.
-        for kind, value in (("user_id", op.user_id), ("device_id", op.device_id)):
-            if value is not None:
-                problem = id_problem(value, kind, min_id_length)
-                if problem:
-                    raise ValidationError(problem)
+        op = identify_from_wire(wire, min_id_length)
     except ValidationError as exc:
         return Record(line, wire=wire, error=str(exc))
     return Record(line, op=op, wire=wire)
@@ -208,15 +197,12 @@ def _json_record(
     min_id_length: int,
 ) -> Record | None:
     """The record of one non-blank line; None if it belongs to another shard."""
-    import msgspec
-
     try:
-        obj = decode(raw)
-    except msgspec.DecodeError as exc:
-        return Record(number, error=f"not valid JSON: {exc}", raw=_text(raw))
-    if not isinstance(obj, dict):
-        return Record(number, error=f"expected a JSON object, got {_kind(obj)}", raw=_text(raw))
+        obj = decode_object(raw, decode)
+    except LineError as exc:
+        return Record(number, error=str(exc), raw=_text(raw))
     failure = obj.pop(FAILURE_KEY, None)
+    spool = obj.pop(SPOOL_KEY, None)
     if not obj and isinstance(failure, dict) and isinstance(failure.get(RAW_KEY), str):
         # A --failed-out line for an unreadable line, fed back without being fixed:
         # still unreadable, and its text is kept for the next --failed-out.
@@ -234,6 +220,8 @@ def _json_record(
         return Record(number, wire=obj, error=str(exc))
     record = _to_record(number, lifted, min_id_length)
     record.wire = obj  # --failed-out keeps the line as written, to be fixed in place
+    if isinstance(spool, dict) and spool.get("maybe_applied") is True:
+        record.maybe_applied = True
     return record
 
 
@@ -425,13 +413,3 @@ def _csv_chunks(
             chunk, flushed = Chunk(), previous_end
     chunk.upto, chunk.position = previous_end, lines.position
     yield chunk
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    return f"a {type(value).__name__}"

@@ -70,3 +70,6 @@ def decode_json(data: bytes | str) -> Any:
         return _json_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeError) as exc:
         raise DecodeError(f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        # msgspec recurses once per level: thousands of levels are bad input, a 4xx.
+        raise DecodeError("not valid JSON: nested too deep") from None

@@ -54,6 +54,8 @@ from ._throttle import Holds, Throttle, TimeSource, UpdateLimit
 if TYPE_CHECKING:
     from ._thread import EmulatorThread
 
+
+logger = logging.getLogger("amplitude_async.emulator")
 __all__ = ["Emulator"]
 
 _log = logging.getLogger("amplitude_async.emulator")
@@ -497,7 +499,13 @@ class Emulator:
                 return self._drop(request)
             if not fault.apply and fault.kind == "http":
                 return self._respond(self._fault_reply(fault))
-        reply = await handle(request, body, number)
+        try:
+            reply = await handle(request, body, number)
+        except Exception:
+            # A bug of the emulator's, not bad input (that is a 4xx): still one answer,
+            # counted like every other, and in the log.
+            logger.exception("emulator: request %d failed", number)
+            reply = error_reply(500, "internal error")
         if fault is not None and fault.apply:
             if fault.kind == "reset":
                 return self._drop(request)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .._rules import FIELDS, OPERATIONS, id_problem, value_problem
+from .._rules import FIELDS, MAX_JSON_INT, OPERATIONS, id_problem, int_problem, value_problem
 
 __all__ = [
     "INVALID_FIELDS_TEXT",
@@ -243,6 +243,8 @@ def _values_problem(body: dict[str, Any]) -> str | None:
     for name, value in body.items():
         # Scalars are by far the most common value; skip the recursive check for them.
         if type(value) in _SCALARS:
+            if type(value) is int and not -MAX_JSON_INT <= value <= MAX_JSON_INT:
+                return f"property {name!r}: {int_problem()}"
             continue
         problem = value_problem(value, _VALUE_DEPTH)
         if problem:
@@ -254,7 +256,7 @@ def _is_addable(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
-        return True
+        return -MAX_JSON_INT <= value <= MAX_JSON_INT
     if isinstance(value, float):
         return value == value and value not in (float("inf"), float("-inf"))
     if isinstance(value, str):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,24 @@ async def test_cancelling_the_owner_again_and_again_still_resolves_and_spools(
             await task
         assert amp.closed
     _check_everything_resolved(receipts, spool, undelivered)
+
+
+@pytest.mark.parametrize("cancels", [1, 2, 5])
+async def test_cancelling_the_opener_again_and_again_still_closes_the_session(
+    cancels: int,
+) -> None:
+    async with HostileServer(_hang) as server:
+        amp = AmplitudeClient(KEY, server_url=server.identify_url, config=fast_config())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            opener = asyncio.create_task(amp.__aenter__())
+            await asyncio.sleep(0)  # the opener is waiting for the client's task to start
+            for _ in range(cancels):
+                opener.cancel()
+                await asyncio.sleep(0)
+            with pytest.raises(asyncio.CancelledError):
+                await opener
+            del opener, amp
+            gc.collect()
+    unclosed = [w for w in caught if "Unclosed" in str(w.message)]
+    assert not unclosed, [str(w.message) for w in unclosed]

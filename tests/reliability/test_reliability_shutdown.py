@@ -107,7 +107,11 @@ async def _close_under(
     finally:
         await emu.close()
     lines = [json.loads(line) for line in spool.read_text().splitlines()] if spool.exists() else []
-    assert [op.to_dict() for op in returned] == lines
+    # Each line is the wire identification plus the _spool annotation (maybe_applied).
+    assert [op.to_dict() for op in returned] == [
+        {k: v for k, v in line.items() if k != "_spool"} for line in lines
+    ]
+    assert all(isinstance(line["_spool"]["maybe_applied"], bool) for line in lines)
     return ops, receipts, lines, elapsed, emu
 
 
