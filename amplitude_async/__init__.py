@@ -44,13 +44,16 @@ if typing.TYPE_CHECKING:
     from ._profile import ProfileClient, ProfileOptions, ProfileResult, ProfileStatistics
     from ._profile_models import Propensity, Recommendation, UserProfile
     from ._stats import ClientStats
+    from ._transport import AiohttpTransport, AsyncTransport, HttpRequest, HttpResponse
 
 from ._version import __version__
 
 __all__ = [
     "APIStatusError",
+    "AiohttpTransport",
     "AmplitudeClient",
     "AmplitudeError",
+    "AsyncTransport",
     "AuthenticationError",
     "BadRequest",
     "ClientClosed",
@@ -64,6 +67,8 @@ __all__ = [
     "Delivered",
     "Failed",
     "FailureReason",
+    "HttpRequest",
+    "HttpResponse",
     "Identify",
     "ManualClock",
     "Outcome",
@@ -123,6 +128,9 @@ _HOMES = {
     ),
     **dict.fromkeys(("Propensity", "Recommendation", "UserProfile"), "._profile_models"),
     "ClientStats": "._stats",
+    **dict.fromkeys(
+        ("AiohttpTransport", "AsyncTransport", "HttpRequest", "HttpResponse"), "._transport"
+    ),
 }
 
 

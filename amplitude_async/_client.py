@@ -1,67 +1,46 @@
-"""``AmplitudeClient``: the batching identify client.
+"""``AmplitudeClient``: the facade of the batching identify client.
 
-Data flow (DESIGN section 2)::
+Data flow (docs/architecture.md)::
 
-    identify() -> Accumulator lanes -> sender loop -> send tasks (<= max_in_flight)
-        ^ backpressure                      ^ throttle map, backoff        |
-        |                                   +---- Verdict (classify) <-----+
-        +-- Receipt resolves to exactly one Outcome
+    identify() -> Intake -> Lanes (merge on arrival) -> Sender -> Batcher -> RequestHandler
+        ^ backpressure           ^ ThrottleMap, RequestLimits                 |  -> transport
+        |                                                                     v
+        +------------- Ledger: exactly one Outcome per operation <------------+
 
-One owner for every background task: an anyio task group entered by ``__aenter__``.
-The sender loop is the only place batches are taken; send tasks only report back.
+The facade takes the arguments (checked and wired into stages by ``_pipeline``) and
+runs ONE explicit state machine (``_state``): a refused API key and a background task
+that died of a bug are states, not flags. It owns the lifecycle: the task that hosts
+every background task, the drain at close, the closer, the spool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import enum
-import functools
 import logging
 import threading
 import warnings
-from _thread import get_ident
-from asyncio.events import _get_running_loop
-from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
-import anyio.abc
 
-from ._accumulator import Accumulator, Batch
-from ._backoff import backoff_delay
 from ._clock import Clock, SystemClock
-from ._coalesce import Group
 from ._config import ClientConfig
-from ._encode import BatchEncoder
-from ._errors import (
-    ClientClosed,
-    ClientNotStarted,
-    ClientStateError,
-    ConfigurationError,
-    QueueFull,
-    TransportError,
-    ValidationError,
-)
-from ._http import caller_session, new_session, send
+from ._errors import ClientStateError
 from ._identify import Identify
 from ._logfields import fields
-from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
-from ._response import Verdict, VerdictKind, classify, classify_transport_error
-from ._rules import id_problem
-from ._scrub import Scrubber
-from ._size_floor import oversize_problem
-from ._spool import write_spool
-from ._stats import ClientStats, Counters
-from ._telemetry import Telemetry
+from ._outcome import FailureReason, Outcome, Receipt
+from ._pipeline import Pipeline, checked_arguments
+from ._state import LoopGuard, State, StateMachine
+from ._stats import ClientStats
+from ._transport import AsyncTransport
 from ._uncancellable import wait_out
 
 if TYPE_CHECKING:
+    import aiohttp
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
@@ -69,62 +48,12 @@ __all__ = ["AmplitudeClient"]
 
 logger = logging.getLogger("amplitude_async")
 
-SERVER_URLS: Final = {
-    "US": "https://api2.amplitude.com/identify",
-    "EU": "https://api.eu.amplitude.com/identify",
-}
-# How many identities a log line names before it says "and N more".
-_LOG_NAMES: Final = 5
+_S = State
 # Seconds per operation left at shutdown: to fail it, and to append it to the spool
 # (measured on the 2-core machine at about 1.5 and 2.5 us; room left for a busy one).
 # The drain stops this much before shutdown_timeout, so that aclose() ends within it.
 _CLOSE_COST: Final = 2.5e-6
 _SPOOL_COST: Final = 4e-6
-
-
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    #: A background task died of a bug: intake is refused; aclose() fails what is left.
-    FAILED = "failed"
-
-
-class _Attempt:
-    """What one batch's requests decided, across the sub-requests of a split."""
-
-    __slots__ = ("blocked", "not_before")
-
-    def __init__(self) -> None:
-        #: Lanes with an operation that goes back: their later operations must too.
-        self.blocked: set[str] = set()
-        #: Retry backoff for what goes back, if any.
-        self.not_before: float | None = None
-
-
-class _Gate:
-    """A thread that stopped waiting and the loop that queues for it agree, under a
-    lock, on whether the operation was queued: exactly one of commit() and abandon()
-    returns True."""
-
-    __slots__ = ("_lock", "_state")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state = 0  # 0: undecided, 1: queued, 2: abandoned
-
-    def commit(self) -> bool:
-        with self._lock:
-            if self._state == 0:
-                self._state = 1
-            return self._state == 1
-
-    def abandon(self) -> bool:
-        with self._lock:
-            if self._state == 0:
-                self._state = 2
-            return self._state == 2
 
 
 class AmplitudeClient:
@@ -134,12 +63,12 @@ class AmplitudeClient:
     ...     receipt = await amp.identify(Identify(user_id="user-1").set("plan", "pro"))
     ...     outcome = await receipt          # Delivered(...) or Failed(reason=...)
 
+    ``transport``: an :class:`AsyncTransport` to send through (default: an
+    :class:`AiohttpTransport`; tests use ``amplitude_async.testing.MockTransport``).
     ``session``: an :class:`aiohttp.ClientSession` of the caller's to send through (its
     connector, proxy and TLS settings apply; ``request_timeout`` still bounds each
-    request). The caller owns it: the client never closes it. Without one the client
-    makes its own, which honours the proxy variables (as ``trust_env`` does) and sends
-    ``User-Agent: amplitude-async/<version>``.
-
+    request); the caller owns it and the client never closes it. Without one the client
+    makes its own, which honours the proxy variables and sends ``User-Agent``.
     ``meter_provider`` / ``tracer_provider``: where the OpenTelemetry metrics and spans go
     (default: the global providers; nothing at all without opentelemetry-api). See
     docs/observability.md.
@@ -153,149 +82,131 @@ class AmplitudeClient:
         server_url: str | None = None,
         config: ClientConfig | None = None,
         clock: Clock | None = None,
+        transport: AsyncTransport | None = None,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ConfigurationError("api_key must be a non-empty string")
-        # Messages here must not echo the key.
-        if any(c.isspace() for c in api_key):
-            raise ConfigurationError(
-                "api_key must not contain whitespace (a newline read from a file?)"
-            )
-        if not api_key.isascii() and not _utf8_encodable(api_key):
-            raise ConfigurationError("api_key must be text UTF-8 can encode")
-        if server_zone not in SERVER_URLS:
-            raise ConfigurationError(f"server_zone must be 'US' or 'EU', got {server_zone!r}")
-        url = server_url if server_url is not None else SERVER_URLS[server_zone]
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigurationError(f"server_url must be an http(s) URL, got {url!r}")
-        if config is not None and not isinstance(config, ClientConfig):
-            raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
-        self._config = cfg = config or ClientConfig()
+        url, cfg = checked_arguments(api_key, server_zone, server_url, config, transport, session)
+        self._config = cfg
         self._url = url
-        self._host = parts.netloc
         self._clock: Clock = clock or SystemClock()
-        self._now = self._clock.now
-        self._encoder = BatchEncoder(api_key, cfg.encoding, cfg.min_id_length)
-        # Cuts the key, in any spelling an echo may use, out of every server text.
-        self._scrub = Scrubber(api_key)
-        self._acc = Accumulator(
-            self._encoder,
-            max_items=cfg.batch_max_items,
-            max_bytes=cfg.batch_max_bytes,
-            flush_interval=cfg.flush_interval,
-            coalesce=cfg.coalesce,
-            throttle_map_max=cfg.throttle_map_max,
+        stages = Pipeline(
+            api_key,
+            url,
+            cfg,
+            self._clock,
+            transport,
+            on_auth_failed=self._auth_failed,
+            session=session,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
-        # Read for every operation: kept here rather than looked up in the config.
-        self._queue_max = cfg.queue_max
-        self._max_in_flight = cfg.max_in_flight
-        self._min_id_length = cfg.min_id_length
-        self._state = _State.UNOPENED
-        self._counters = Counters()
-        self._unresolved = 0
-        self._in_flight = 0
-        self._auth_failed = False
-        self._draining = False
-        self._flushing = 0
-        # flush() bookkeeping: operations without an outcome, per generation. The
-        # current generation counts in a plain int (the hot path); a flush closes it
-        # into _gen_open and starts the next.
-        self._gen = 0
-        self._open_now = 0
-        self._gen_open: dict[int, int] = {}
-        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._space_waiters: deque[asyncio.Future[None]] = deque()
-        self._sleep_until: float | None = None
-        self._wake: asyncio.Event | None = None
-        self._settled: asyncio.Event | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
-        # The task that owns the task group (and so every background task): the client's
-        # own, so that any task may close the client, under any timeout.
+        self._stages = stages
+        # The stages, each owning its state (docs/architecture.md).
+        self._transport = stages.transport
+        self._ledger = stages.ledger
+        self._throttle = stages.throttle
+        self._lanes = stages.lanes
+        self._sender = stages.sender
+        self._intake = intake = stages.intake
+        self._leftovers = stages.leftovers
+        self._states = StateMachine(self._state_changed)
+        self._guard = LoopGuard(self.__repr__)
+        intake.refusal = self._states.error
+        intake.loop_error = self._guard.error
+        # The task that hosts every background task: the client's own, so that any task
+        # may close the client, under any timeout.
         self._host_task: asyncio.Task[None] | None = None
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()
         # The task that stops, fails the leftovers, spools and closes (see aclose()).
         self._closer: asyncio.Task[tuple[list[Identify], OSError | None]] | None = None
-        # The loop ended (asyncio.run returning) while the client was still open.
-        self._orphaned = False
-        self._warned_closed_loop = False
-        self._failure: BaseException | None = None
-        # The caller's session is used as it is and never closed here; the client's own
-        # is made on open and closed on close.
-        self._caller_session = caller_session(session)
-        self._session: aiohttp.ClientSession | None = None
-        # The caller's session has the caller's timeout: give each request ours.
-        self._request_timeout = None if session is None else cfg.request_timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._on_outcome = cfg.on_outcome
-        # Metrics and spans (docs/observability.md): per request and in bulk, never per
-        # operation; a no-op without opentelemetry-api.
-        self._telemetry = Telemetry.create(
-            "identify", url, meter_provider=meter_provider, tracer_provider=tracer_provider
+
+    @property
+    def _state(self) -> State:
+        return self._states.state
+
+    # -- the state machine ------------------------------------------------------------
+
+    def _enter(self, state: State) -> None:
+        self._states.enter(state)
+
+    def _state_changed(self, state: State) -> None:
+        # Intake follows the state: open (also after an auth failure, where operations
+        # fail at once) or refusing with the error this state gives.
+        intake, states = self._intake, self._states
+        intake.refusal = None if states.accepting else states.error
+        intake.auth_failed = state is _S.AUTH_FAILED
+        if not states.accepting:
+            intake.fail_waiters(states.error())
+
+    def _auth_failed(self, status: int | None) -> None:
+        if self._sender.before_batch == self._fail_all_auth:
+            return  # said once
+        logger.error(
+            "%s refused the API key (HTTP %s): failing every queued operation with "
+            "reason auth and sending nothing more",
+            urlsplit(self._url).netloc,
+            status,
+            extra=fields("identify.auth_refused", reason="auth", status=status),
         )
+        self._sender.before_batch = self._fail_all_auth
+        if self._state is _S.OPEN:
+            self._enter(_S.AUTH_FAILED)
+
+    def _fail_all_auth(self) -> None:
+        for op in self._lanes.drain_all():
+            self._ledger.fail(op, FailureReason.AUTH, "the API key was not accepted")
 
     # -- lifecycle --------------------------------------------------------------------
 
     async def __aenter__(self) -> AmplitudeClient:
-        if self._state is not _State.UNOPENED:
+        if self._state is not _S.UNOPENED:
             raise ClientStateError(
                 f"an AmplitudeClient can be opened once; this one is {self._state.value}"
             )
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._wake = asyncio.Event()
-        self._settled = asyncio.Event()
-        cfg = self._config
-        self._session = self._caller_session or new_session(
-            max_connections=cfg.max_in_flight, timeout=cfg.request_timeout, url=self._url
-        )
-        self._stop = asyncio.Event()
+        self._guard.loop = self._intake.loop = asyncio.get_running_loop()
+        self._loop_thread = self._intake.loop_thread = threading.get_ident()
         started = asyncio.Event()
-        self._host_task = self._loop.create_task(
-            self._run_host(started), name="amplitude_async client"
-        )
+        self._host_task = self._guard.loop.create_task(self._host(started), name="amplitude_async")
         try:
             await started.wait()
         except BaseException:
             # Cancelled while opening: nothing was queued; stop what was started, in a
-            # task waited out (a second cancel must not leave the session open).
+            # task waited out (a second cancel must not leave the session open). The
+            # transport closes only its own session: a caller's session= stays open.
             self._host_task.cancel()
             try:
-                await wait_out(self._loop.create_task(self._stop_opening()))
+                await wait_out(self._guard.loop.create_task(self._stop_opening()))
             finally:
-                self._state = _State.CLOSED
+                self._enter(_S.CLOSED)
             raise
-        if self._failure is not None:  # failed before it started: never opened
-            await self._close_session()
-            self._state = _State.CLOSED
-            raise ClientStateError("the client could not start") from self._failure
-        self._state = _State.OPEN
-        self._telemetry.watch(lambda: self._unresolved, lambda: self._acc.throttled_identities)
+        if self._states.failure is not None:  # failed before it started: never opened
+            await self._transport.aclose()
+            self._enter(_S.CLOSED)
+            raise ClientStateError("the client could not start") from self._states.failure
+        self._enter(_S.OPEN)
+        self._stages.telemetry.watch(lambda: self._ledger.unresolved, lambda: len(self._throttle))
         return self
 
     async def _stop_opening(self) -> None:
         assert self._host_task is not None
         await asyncio.wait({self._host_task})
-        await self._close_session()
+        await self._transport.aclose()
 
-    async def _run_host(self, started: asyncio.Event) -> None:
+    async def _host(self, started: asyncio.Event) -> None:
         """Own the task group: the sender and the send tasks live in it until close."""
-        assert self._stop is not None
         try:
             async with anyio.create_task_group() as tg:
-                self._tg = tg
-                tg.start_soon(self._run_sender, name="amplitude_async sender")
+                tg.start_soon(self._sender.run, tg, name="amplitude_async sender")
                 started.set()
                 await self._stop.wait()
                 # Stop the sender and any request still in flight; their operations go
-                # back to their lanes (see _send_batch) and are failed by the closer.
+                # back to their lanes (see Sender._send) and are failed by the closer.
                 tg.cancel_scope.cancel()
         except asyncio.CancelledError:
-            if not self._stop.is_set() and self._state is _State.OPEN:
+            if not self._stop.is_set() and self._state in (_S.OPEN, _S.AUTH_FAILED):
                 # Cancelled from outside, not by aclose(): the loop is going away
                 # (asyncio.run ending) with the client still open.
                 await self._orphan()
@@ -304,21 +215,16 @@ class AmplitudeClient:
             # A bug in the pipeline: refuse intake and wake every waiter with the error
             # now (nothing would ever resolve their operations); aclose() fails what is
             # left with "shutdown" and raises this.
-            self._failure = exc
+            self._states.failure = exc
             logger.error(
                 "the client's background task failed; nothing more will be sent and "
                 "aclose() will fail what is queued",
                 exc_info=exc,
                 extra=fields("identify.task_failed"),
             )
-            if self._state is _State.OPEN:
-                self._state = _State.FAILED
-            self._wake_space_waiters()
-            error = self._state_error()
-            for _, waiter in self._flush_waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
-            self._flush_waiters = []
+            if self._state in (_S.OPEN, _S.AUTH_FAILED):
+                self._enter(_S.FAILED)
+            self._ledger.fail_flush_waiters(self._states.error())
             raise
         finally:
             started.set()
@@ -326,64 +232,12 @@ class AmplitudeClient:
     async def _orphan(self) -> None:
         """The loop is ending and nobody closed the client: say so (ResourceWarning),
         fail what is left with "shutdown" (its receipts and threads hear of it), spool
-        it and close the session, so that nothing waits for ever."""
-        self._state = _State.CLOSING
-        self._orphaned = True
-        self._wake_space_waiters()
-        leftovers = self._fail_leftovers()
-        undelivered = [receipt.op for receipt in leftovers]
-        warnings.warn(
-            f"{self!r} was not closed before its event loop ended: {len(undelivered)} "
-            "operation(s) failed with reason shutdown. Use 'async with AmplitudeClient(...)' "
-            "or await aclose() before the loop ends.",
-            ResourceWarning,
-            stacklevel=1,
-        )
-        spooled = True
-        path = self._config.spool_path
-        if undelivered and path:
-            try:
-                # Blocking, on purpose: the loop is ending, a worker thread may not run.
-                write_spool(path, undelivered, _maybe_applied(leftovers))
-            except OSError as exc:
-                spooled = False
-                logger.error("could not append to the spool %s: %s", path, exc)
-        if self._session is not None:
-            await self._session.close()
+        it and close the transport, so that nothing waits for ever."""
+        self._states.orphaned = True
+        self._enter(_S.CLOSING)
+        undelivered, spooled = self._leftovers.orphaned(repr(self))
+        await self._transport.aclose()
         self._finish_close(undelivered, spooled=spooled)
-
-    def _check_loop(self) -> None:
-        """Refuse a call from any loop but the client's own (its events, futures and
-        session belong to that loop: used from another one, a receipt never resolves).
-
-        identify() and identify_nowait() compare only the thread (a loop per thread is
-        the usual misuse, and _get_running_loop() costs a getpid() system call, a fifth
-        of an identify()); a loop that ended on the same thread is caught by the state
-        (see _orphan), and flush() and aclose() check the loop itself."""
-        loop = self._loop
-        if loop is not None and _get_running_loop() is not loop:
-            raise self._loop_error()
-
-    def _loop_error(self) -> ClientStateError:
-        loop = self._loop
-        if loop is not None and loop.is_closed():
-            if not self._warned_closed_loop:
-                self._warned_closed_loop = True
-                warnings.warn(
-                    f"{self!r} is used after its event loop was closed without aclose(); "
-                    "its queued operations are lost",
-                    ResourceWarning,
-                    stacklevel=3,
-                )
-            return ClientClosed(
-                "the event loop this client was opened on is closed (and aclose() was never "
-                "called); open a new AmplitudeClient on this event loop"
-            )
-        return ClientStateError(
-            "this AmplitudeClient belongs to the event loop it was opened on, not this one "
-            "(or this thread has none); use it on that loop, or from another thread call "
-            "identify_threadsafe()"
-        )
 
     async def __aexit__(
         self,
@@ -402,24 +256,24 @@ class AmplitudeClient:
         the rest with reason "shutdown". Returns the undelivered operations (also handed
         to ``on_undelivered`` and appended to ``spool_path`` when set). Closing twice is
         harmless. If the spool cannot be written, the :class:`OSError` is raised after
-        everything else is done (outcomes, ``on_undelivered``, the session closed)."""
-        if self._state in (_State.CLOSING, _State.CLOSED):
+        everything else is done (outcomes, ``on_undelivered``, the transport closed)."""
+        if self._state is _S.CLOSING or self._state is _S.CLOSED:
+            return []  # closing twice is harmless, from any loop
+        if self._state is _S.UNOPENED:
+            self._enter(_S.CLOSED)
             return []
-        if self._state is _State.UNOPENED:
-            self._state = _State.CLOSED
-            return []
-        self._check_loop()
+        self._guard.check()
         return await self._shutdown(drain=True)
 
     async def _shutdown(self, *, drain: bool) -> list[Identify]:
-        if self._state is _State.FAILED:
-            drain = False  # nothing can be sent any more
-        elif self._state is not _State.OPEN:
+        if self._state in (_S.CLOSING, _S.CLOSED, _S.UNOPENED):
             return []
-        self._state = _State.CLOSING
-        self._wake_space_waiters()
+        # After a bug nothing can be sent; after a refused key the drain only fails the
+        # rest with auth.
+        drain = drain and self._state in (_S.OPEN, _S.AUTH_FAILED)
+        self._enter(_S.CLOSING)
         try:
-            if drain and self._unresolved:
+            if drain and self._ledger.unresolved:
                 await self._drain()
         finally:
             # Also when the owner task is cancelled while draining: stop, then resolve.
@@ -431,20 +285,20 @@ class AmplitudeClient:
 
     async def _drain(self) -> None:
         """Deliver what can be delivered within ``shutdown_timeout``."""
-        self._draining = True
-        self._poke()
+        sender = self._sender
+        sender.draining = True
+        sender.poke()
         timeout = self._config.shutdown_timeout
         give_up_at = self._clock.now() + timeout
         per_op = _CLOSE_COST + (_SPOOL_COST if self._config.spool_path else 0.0)
         with anyio.move_on_after(timeout) as scope:
             end = scope.deadline
-            while self._unresolved and not self._drain_stalled(give_up_at):
+            while self._ledger.unresolved and not sender.stalled(give_up_at):
                 # Stop early enough to fail and spool what is left within the deadline
                 # (a hundred thousand leftovers take a few tenths of a second).
-                scope.deadline = end - min(timeout / 2, self._unresolved * per_op)
-                assert self._settled is not None
-                self._settled.clear()
-                await self._clock.wait(self._settled, self._acc.next_deadline())
+                scope.deadline = end - min(timeout / 2, self._ledger.unresolved * per_op)
+                sender.settled.clear()
+                await self._clock.wait(sender.settled, self._lanes.next_deadline())
 
     async def _stop_and_fail_leftovers(self) -> tuple[list[Identify], OSError | None]:
         """Stop every task, fail what is left with "shutdown", spool it, close. Returns
@@ -452,17 +306,17 @@ class AmplitudeClient:
 
         The work runs in a task of its own, waited out: a closer cancelled any number of
         times (a supervisor retrying its cancel, ``wait_for`` timing out) still gets
-        every receipt resolved, the spool written and the session closed before its
+        every receipt resolved, the spool written and the transport closed before its
         cancellation goes on."""
         if self._closer is None:
-            assert self._loop is not None
-            self._closer = self._loop.create_task(
+            assert self._guard.loop is not None
+            self._closer = self._guard.loop.create_task(
                 self._close_down(), name="amplitude_async client close"
             )
         return await wait_out(self._closer)
 
     async def _close_down(self) -> tuple[list[Identify], OSError | None]:
-        assert self._host_task is not None and self._stop is not None
+        assert self._host_task is not None
         self._stop.set()
         undelivered: list[Identify] = []
         spool_error: OSError | None = None
@@ -475,91 +329,22 @@ class AmplitudeClient:
                 raise failure
         finally:
             # Also when a background task failed: every receipt still gets its outcome
-            # and the session is closed.
-            leftovers = self._fail_leftovers()
-            undelivered = [receipt.op for receipt in leftovers]
-            path = self._config.spool_path
-            if undelivered and path:
-                try:
-                    await anyio.to_thread.run_sync(
-                        write_spool, path, undelivered, _maybe_applied(leftovers)
-                    )
-                except OSError as exc:
-                    # Not written: still close and hand the operations over below.
-                    spool_error = exc
-                    logger.error(
-                        "could not append %d undelivered operation(s) to the spool %s: %s",
-                        len(undelivered),
-                        path,
-                        exc,
-                        extra=fields(
-                            "identify.spool_failed", count=len(undelivered), reason="shutdown"
-                        ),
-                    )
-            await self._close_session()
+            # and the transport is closed.
+            undelivered = self._leftovers.fail()
+            spool_error = await self._leftovers.spool(undelivered)
+            await self._transport.aclose()
             self._finish_close(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
 
-    async def _close_session(self) -> None:
-        """Close the session if it is the client's own; a caller's stays open."""
-        if self._session is not None and self._session is not self._caller_session:
-            await self._session.close()
-
-    def _finish_close(self, undelivered: list[Identify], *, spooled: bool = True) -> None:
-        self._state = _State.CLOSED
-        self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
-        self._telemetry.unwatch()
-        self._release_flush_waiters(force=True)
-        if undelivered:
-            path = self._config.spool_path
-            where = f"; appended to {path}" if path and spooled else ""
-            logger.warning(
-                "closed with %d operation(s) undelivered (reason shutdown)%s",
-                len(undelivered),
-                where,
-                extra=fields("identify.undelivered", count=len(undelivered), reason="shutdown"),
-            )
-            if self._config.on_undelivered is not None:
-                self._config.on_undelivered(undelivered)
-
-    def _drain_stalled(self, give_up_at: float) -> bool:
-        """Nothing in flight, and nothing can be sent before the shutdown deadline (only
-        holds that end later are left): waiting longer cannot deliver anything."""
-        if self._in_flight or self._acc.has_sendable():
-            return False
-        next_release = self._acc.next_deadline()
-        return next_release is None or next_release > give_up_at
-
-    def _fail_leftovers(self) -> list[Receipt]:
-        leftovers = self._acc.drain_all()
-        message = "the client closed before the operation was delivered"
-        if self._on_outcome is not None:
-            # A user callback may read stats() as it goes: one at a time.
-            for receipt in leftovers:
-                self._resolve(
-                    receipt,
-                    Failed(
-                        FailureReason.SHUTDOWN, message, None, receipt.attempts, receipt._ambiguous
-                    ),
-                )
-            return leftovers
-        # In bulk, as _deliver_all does: a hundred thousand leftovers must fit in the
-        # shutdown deadline. One outcome per (attempts, maybe_applied), shared.
-        shared: dict[tuple[int, bool], Failed] = {}
-        for receipt in leftovers:
-            key = (receipt.attempts, receipt._ambiguous)
-            outcome = shared.get(key)
-            if outcome is None:
-                outcome = shared[key] = Failed(FailureReason.SHUTDOWN, message, None, *key)
-            receipt._resolve(outcome)
-        self._counters.failed[FailureReason.SHUTDOWN.value] += len(leftovers)
-        current = self._gen
-        older = Counter(r.gen for r in leftovers if r.gen != current)
-        self._account_bulk(len(leftovers), len(leftovers) - older.total(), older or None)
-        return leftovers
+    def _finish_close(self, undelivered: list[Identify], *, spooled: bool) -> None:
+        self._enter(_S.CLOSED)
+        self._stages.sync_outcomes()
+        self._stages.telemetry.unwatch()
+        self._ledger.release_flush_waiters(force=True)
+        self._leftovers.hand_over(undelivered, spooled=spooled)
 
     def __del__(self) -> None:
-        if getattr(self, "_state", None) is _State.OPEN:
+        if getattr(self, "_state", None) is _S.OPEN:
             warnings.warn(
                 f"{self!r} was never closed: queued operations may be lost. "
                 "Use 'async with AmplitudeClient(...)' or await aclose().",
@@ -569,33 +354,22 @@ class AmplitudeClient:
 
     # -- intake -------------------------------------------------------------------------
 
-    async def identify(self, op: Identify) -> Receipt:
-        """Queue one operation and return its receipt; waits only for queue room.
+    def identify(self, op: Identify) -> Coroutine[Any, Any, Receipt]:
+        """Queue one operation and return its receipt (the Identify itself); waits only
+        for queue room, and gives the loop a turn when a batch is due. Await it:
+        ``receipt = await amp.identify(op)``.
 
         Raises :class:`ValidationError` for bad input, :class:`ClientClosed` /
         :class:`ClientNotStarted` for a client that is not open, and :class:`QueueFull`
         when intake is full and ``on_full="raise"``.
         """
-        self._check(op)
-        if get_ident() != self._loop_thread:
-            raise self._loop_error()
-        if self._unresolved >= self._queue_max:
-            self._check_loop()
-            policy = self._config.on_full
-            if policy != "wait":
-                return self._full(op)
-            await self._wait_for_space()
-        return self._enqueue(op)
+        # Intake's coroutine itself, not one wrapping it: one frame less per operation.
+        return self._intake.submit(op)
 
     def identify_nowait(self, op: Identify) -> Receipt:
         """Queue one operation without waiting. When intake is full, ``on_full="drop"``
         drops it (a Failed receipt) and both "wait" and "raise" raise :class:`QueueFull`."""
-        self._check(op)
-        if get_ident() != self._loop_thread:
-            raise self._loop_error()
-        if self._unresolved >= self._queue_max:
-            return self._full(op)
-        return self._enqueue(op)
+        return self._intake.submit_nowait(op)
 
     def identify_threadsafe(
         self, op: Identify, timeout: float | None = None
@@ -607,737 +381,47 @@ class AmplitudeClient:
         client and QueueFull are raised in the calling thread. When ``timeout`` seconds
         pass first, :class:`TimeoutError` is raised and the operation is not queued.
         """
-        loop = self._loop
-        if loop is None or self._state is _State.UNOPENED:
-            raise ClientNotStarted("the client is not open; use 'async with AmplitudeClient(...)'")
-        if threading.get_ident() == self._loop_thread:
-            raise ClientStateError(
-                "identify_threadsafe() was called on the event loop's own thread; "
-                "use 'await identify()' or identify_nowait() there"
-            )
-        self._check(op)
-        outcome: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-        gate = _Gate()
-
-        async def enqueue() -> None:
-            self._check(op)
-            if self._unresolved >= self._config.queue_max and self._config.on_full == "wait":
-                await self._wait_for_space()
-            # Queue it only if the calling thread has not given up meanwhile (timeout):
-            # from here on nothing awaits, so the operation is queued or refused at once.
-            if not gate.commit():
-                return
-            receipt = self.identify_nowait(op)
-            # A callback, not a relay task: tasks are cancelled at shutdown, before the
-            # leftovers get their outcome; the callback runs with the resolution.
-            receipt._on_outcome(functools.partial(_set_future, outcome))
-
-        queued = asyncio.run_coroutine_threadsafe(enqueue(), loop)
-        try:
-            queued.result(timeout)
-        except TimeoutError:
-            if gate.abandon():
-                # Not queued, and now it never will be.
-                queued.cancel()
-                raise
-            queued.result()  # queued just now: the result is a moment away
-        return outcome
-
-    def _check(self, op: Identify) -> None:
-        if self._state is not _State.OPEN:
-            raise self._state_error()
-        if not isinstance(op, Identify):
-            raise ValidationError(f"identify() takes an Identify, got {type(op).__name__}")
-        if op._frozen:
-            raise ValidationError(
-                "this Identify was already queued; build a new one for another operation"
-            )
-        min_length = self._min_id_length
-        user_id, device_id = op.user_id, op.device_id
-        if user_id is not None and len(user_id) < min_length:
-            self._refuse_short_id(user_id, "user_id")
-        if device_id is not None and len(device_id) < min_length:
-            self._refuse_short_id(device_id, "device_id")
-        too_large = oversize_problem(op, self._config.batch_max_bytes)
-        if too_large:
-            raise ValidationError(too_large)
-
-    def _refuse_short_id(self, value: str, kind: str) -> None:
-        problem = id_problem(value, kind, self._min_id_length)
-        if problem:
-            raise ValidationError(problem)
-
-    def _state_error(self) -> ClientStateError:
-        if self._state is _State.UNOPENED:
-            return ClientNotStarted(
-                "the client is not open; use 'async with AmplitudeClient(...) as amp'"
-            )
-        if self._state is _State.FAILED:
-            error = ClientClosed(
-                "the client stopped: its background task failed (see the log); "
-                "await aclose() to fail what is queued"
-            )
-            error.__cause__ = self._failure
-            return error
-        if self._orphaned:
-            return ClientClosed(
-                "the client's event loop ended before aclose() was called (what was queued "
-                "failed with reason shutdown); open a new AmplitudeClient on this event loop"
-            )
-        return ClientClosed("the client is closed; operations are no longer accepted")
-
-    def _full(self, op: Identify) -> Receipt:
-        if self._config.on_full == "drop":
-            dropped = self._counters.failed[FailureReason.DROPPED.value] + 1
-            if dropped & (dropped - 1) == 0:  # the 1st, 2nd, 4th, 8th, ... drop: not a flood
-                logger.warning(
-                    "intake full (queue_max=%d): %d operation(s) dropped so far (reason dropped)",
-                    self._config.queue_max,
-                    dropped,
-                    extra=fields("identify.dropped", count=dropped, reason="dropped"),
-                )
-            op._freeze()
-            receipt = Receipt(op, self._gen)
-            self._counters.enqueued += 1
-            self._unresolved += 1
-            self._open_now += 1
-            self._resolve(
-                receipt,
-                Failed(
-                    FailureReason.DROPPED,
-                    f"intake full (queue_max={self._config.queue_max}); dropped by on_full='drop'",
-                ),
-            )
-            return receipt
-        raise QueueFull(_queue_full_message(self._config.queue_max, self._config.on_full))
-
-    def _enqueue(self, op: Identify) -> Receipt:
-        op._frozen = True
-        now = self._now()
-        receipt = Receipt(op, self._gen)
-        self._counters.enqueued += 1
-        self._unresolved += 1
-        self._open_now += 1
-        if self._auth_failed:
-            self._resolve(receipt, Failed(FailureReason.AUTH, "the API key was not accepted"))
-            return receipt
-        acc = self._acc
-        acc.add(receipt, now)
-        # Wake the sender only when this operation changes what it waits for.
-        wake = self._wake
-        assert wake is not None
-        if self._in_flight < self._max_in_flight and not wake.is_set():
-            sleep_until = self._sleep_until
-            if (
-                sleep_until is None
-                or now + self._config.flush_interval < sleep_until
-                or acc.ready_ops >= self._config.batch_max_items
-            ):
-                wake.set()
-        return receipt
-
-    async def _wait_for_space(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._unresolved >= self._queue_max:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._space_waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                # Cancelled (or closed): nothing was queued. Pass a wake-up we got on.
-                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                    self._wake_one_space_waiter()
-                raise
-            finally:
-                if waiter in self._space_waiters:
-                    self._space_waiters.remove(waiter)
-            if self._state is not _State.OPEN:
-                raise self._state_error()
-
-    def _wake_one_space_waiter(self) -> None:
-        while self._space_waiters:
-            waiter = self._space_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    def _wake_space_waiters(self) -> None:
-        error = self._state_error()
-        while self._space_waiters:
-            waiter = self._space_waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(error)
+        return self._intake.submit_threadsafe(op, timeout, self._loop_thread)
 
     # -- flush and stats ----------------------------------------------------------------
 
     async def flush(self) -> None:
         """Send now, and return once every operation enqueued before the call has an
         outcome (delivered or failed)."""
-        if self._state is _State.UNOPENED or self._state is _State.FAILED or self._orphaned:
-            raise self._state_error()
-        self._check_loop()
-        if not self._open_now and not self._gen_open:
+        if self._state is _S.UNOPENED or self._state is _S.FAILED or self._states.orphaned:
+            raise self._states.error()
+        self._guard.check()
+        waiter = self._ledger.flush_waiter()
+        if waiter is None:
             return
-        gen = self._gen
-        if self._open_now:
-            self._gen_open[gen] = self._open_now
-            self._open_now = 0
-        self._gen += 1
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append((gen, waiter))
-        self._flushing += 1
-        self._poke()
+        sender = self._sender
+        sender.flushing += 1
+        sender.poke()
         try:
             await asyncio.shield(waiter)
         finally:
-            self._flushing -= 1
+            sender.flushing -= 1
 
     def stats(self) -> ClientStats:
         """A snapshot of the counters."""
-        return self._counters.snapshot(
-            in_flight=self._in_flight,
-            queued=self._unresolved,
-            throttled_identities=self._acc.throttled_identities,
+        return self._ledger.counters.snapshot(
+            in_flight=self._sender.in_flight,
+            queued=self._ledger.unresolved,
+            throttled_identities=len(self._throttle),
+            identities=len(self._lanes),
+            waiting=self._intake.waiting,
         )
-
-    @property
-    def closed(self) -> bool:
-        return self._state is _State.CLOSED
-
-    def __repr__(self) -> str:
-        return (
-            f"AmplitudeClient(server_url={self._url!r}, state={self._state.value!r}, "
-            f"queued={self._unresolved}, in_flight={self._in_flight})"
-        )
-
-    # -- outcomes -----------------------------------------------------------------------
-
-    def _resolve(self, receipt: Receipt, outcome: Outcome) -> None:
-        receipt._resolve(outcome)
-        counters = self._counters
-        if isinstance(outcome, Failed):
-            counters.failed[outcome.reason.value] += 1
-        else:
-            counters.delivered += 1
-        self._unresolved -= 1
-        if receipt.gen == self._gen:
-            self._open_now -= 1
-        else:
-            self._settle_generation(receipt.gen, 1)
-        if self._space_waiters:
-            self._wake_one_space_waiter()
-        callback = self._on_outcome
-        if callback is not None:
-            try:
-                callback(receipt.op, outcome)
-            except Exception:  # a user callback's bug must not lose other outcomes
-                logger.exception(
-                    "on_outcome callback raised; the outcome stands",
-                    extra=fields("identify.callback_failed", count=1),
-                )
-
-    def _settle_generation(self, gen: int, count: int) -> None:
-        """``count`` operations of a flushed generation have their outcome; once the
-        generation has none left, the flush() calls waiting on it may return."""
-        left = self._gen_open[gen] - count
-        if left:
-            self._gen_open[gen] = left
-            return
-        del self._gen_open[gen]
-        if self._flush_waiters:
-            self._release_flush_waiters()
-
-    def _release_flush_waiters(self, *, force: bool = False) -> None:
-        oldest_open = min(self._gen_open) if self._gen_open else None
-        still: list[tuple[int, asyncio.Future[None]]] = []
-        for gen, waiter in self._flush_waiters:
-            if force or oldest_open is None or oldest_open > gen:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                still.append((gen, waiter))
-        self._flush_waiters = still
-
-    def _deliver_group(self, group: Group, status: int) -> None:
-        for receipt in group.receipts:
-            duplicate = receipt._ambiguous
-            if duplicate:
-                self._counters.possible_duplicates += 1
-            self._resolve(receipt, _delivered(status, receipt.attempts, duplicate))
-
-    def _deliver_all(self, groups: list[Group], status: int) -> None:
-        """Resolve every operation of a delivered request: what _resolve does, once per
-        request instead of once per operation (the hot path: a thousand per request)."""
-        if self._on_outcome is not None:
-            # A user callback may read stats() as it goes: one at a time.
-            for group in groups:
-                self._deliver_group(group, status)
-            return
-        counters = self._counters
-        current_gen = self._gen
-        first_try = _delivered(status, 1, False)
-        resolved = in_current = 0
-        older: Counter[int] | None = None
-        for group in groups:
-            for receipt in group.receipts:
-                if receipt.attempts == 1 and not receipt._ambiguous:
-                    outcome = first_try
-                else:
-                    if receipt._ambiguous:
-                        counters.possible_duplicates += 1
-                    outcome = _delivered(status, receipt.attempts, receipt._ambiguous)
-                receipt._resolve(outcome)
-                resolved += 1
-                if receipt.gen == current_gen:
-                    in_current += 1
-                else:
-                    if older is None:
-                        older = Counter()
-                    older[receipt.gen] += 1
-        counters.delivered += resolved
-        self._account_bulk(resolved, in_current, older)
-
-    def _account_bulk(self, resolved: int, in_current: int, older: Counter[int] | None) -> None:
-        """The bookkeeping of ``resolved`` outcomes set in bulk (``in_current`` of them in
-        the current flush generation, the rest counted per older generation)."""
-        self._unresolved -= resolved
-        self._open_now -= in_current
-        if older is not None:
-            for gen, count in older.items():
-                self._settle_generation(gen, count)
-        for _ in range(min(resolved, len(self._space_waiters))):
-            self._wake_one_space_waiter()
-
-    def _fail_group(
-        self, group: Group, reason: FailureReason, message: str, status: int | None
-    ) -> None:
-        for receipt in group.receipts:
-            self._resolve(
-                receipt, Failed(reason, message, status, receipt.attempts, receipt._ambiguous)
-            )
-
-    # -- the sender -----------------------------------------------------------------------
-
-    def _poke(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _run_sender(self) -> None:
-        clock, acc, cfg = self._clock, self._acc, self._config
-        wake = self._wake
-        assert wake is not None and self._tg is not None
-        while True:
-            now = clock.now()
-            if self._auth_failed:
-                self._fail_all_auth()
-            force = self._draining or self._flushing > 0
-            while self._in_flight < cfg.max_in_flight and acc.due(now, force=force):
-                batch, refused = acc.take(now)
-                for group, reason, message in refused:
-                    self._fail_group(group, reason, message, None)
-                    _log_failed(len(group.receipts), reason, message)
-                if batch is None:
-                    break
-                self._in_flight += 1
-                self._tg.start_soon(self._send_batch, batch)
-                # Assembling a batch takes a few milliseconds: let the application (and
-                # the request just started) run before assembling the next one, so the
-                # loop never stalls for several batches in a row.
-                await asyncio.sleep(0)
-                now = clock.now()
-            if self._settled is not None:
-                self._settled.set()
-            # Outcomes resolved outside a request since the last turn (refusals, drops,
-            # auth): one bulk update of the operations counter.
-            self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
-            self._sleep_until = acc.next_deadline() if self._in_flight < cfg.max_in_flight else None
-            await clock.wait(wake, self._sleep_until)
-            wake.clear()
-
-    def _fail_all_auth(self) -> None:
-        for receipt in self._acc.drain_all():
-            self._resolve(receipt, Failed(FailureReason.AUTH, "the API key was not accepted"))
-
-    async def _send_batch(self, batch: Batch) -> None:
-        attempt = _Attempt()
-        try:
-            await self._attempt(batch.groups, attempt)
-        finally:
-            # Whatever has no outcome goes back to the front of its lane, in batch order
-            # (also when cancelled at shutdown, so aclose() can fail and spool it).
-            # Per operation, not per group: a merged group that was re-sent unmerged
-            # (413, 400) may have some of its operations resolved and others not.
-            back = [r for g in batch.groups for r in g.receipts if r.outcome is None]
-            if back:
-                self._counters.retried += len(back)
-            # This request's outcomes, in one bulk update of the operations counter.
-            self._telemetry.sync_outcomes(self._counters.delivered, self._counters.failed)
-            self._acc.settle(batch, back, self._clock.now(), attempt.not_before)
-            self._in_flight -= 1
-            self._poke()
-
-    async def _attempt(
-        self, groups: list[Group], attempt: _Attempt, *, split: bool = False
-    ) -> None:
-        """Send ``groups`` as one request and act on the answer (recursing to narrow a
-        400, and to send a merged identification's operations alone after a 413;
-        ``split``: this request is such a part, so a 413 is bisected in place)."""
-        if attempt.blocked:
-            # An earlier part of this batch went back: later operations of the same
-            # lanes must not overtake it.
-            groups = [g for g in groups if g.key not in attempt.blocked]
-            if not groups:
-                return
-        now = self._clock.now()
-        for group in groups:
-            for receipt in group.receipts:
-                receipt.attempts += 1
-                if receipt.first_sent_at is None:
-                    receipt.first_sent_at = now
-        body = self._encoder.body([g.encoded for g in groups])  # type: ignore[misc]
-        counters = self._counters
-        counters.requests += 1
-        counters.identifications += len(groups)
-        assert self._session is not None
-        try:
-            with self._telemetry.request(len(groups)) as request:
-                response = await send(
-                    self._session,
-                    "POST",
-                    self._url,
-                    data=body,
-                    headers={"Content-Type": self._encoder.content_type},
-                    timeout=self._request_timeout,
-                    scrub=self._scrub,
-                )
-                request.status = response.status
-            verdict = classify(response, self._scrub)
-        except TransportError as exc:
-            verdict = classify_transport_error(exc, self._scrub)
-        except asyncio.CancelledError:
-            # Closing (or cancelled) with this request in flight: the server may have
-            # applied it. Its operations fail with maybe_applied=True.
-            for group in groups:
-                for receipt in group.receipts:
-                    receipt._ambiguous = True
-            raise
-        kind = verdict.kind
-        if kind is VerdictKind.DELIVERED:
-            status = verdict.status or 200
-            self._deliver_all(groups, status)
-            self._acc.recover()
-        elif kind is VerdictKind.THROTTLED:
-            self._on_throttled(groups, verdict, attempt)
-        elif kind is VerdictKind.TOO_LARGE:
-            await self._on_too_large(groups, verdict, len(body), attempt, split)
-        elif kind is VerdictKind.INVALID:
-            await self._on_invalid(groups, verdict, attempt)
-        elif kind is VerdictKind.AUTH:
-            if not self._auth_failed:
-                logger.error(
-                    "%s refused the API key (HTTP %s): failing every queued operation with "
-                    "reason auth and sending nothing more",
-                    self._host,
-                    verdict.status,
-                    extra=fields("identify.auth_refused", reason="auth", status=verdict.status),
-                )
-            self._auth_failed = True
-            for group in groups:
-                self._fail_group(group, FailureReason.AUTH, verdict.message, verdict.status)
-        else:
-            self._on_retry(groups, verdict, attempt, now)
-
-    def _on_throttled(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
-        self._counters.throttle_responses += 1
-        quota_users, quota_devices = verdict.quota_users, verdict.quota_devices
-        remaining: list[Group] = []
-        for group in groups:
-            op = group.receipts[0].op
-            if op.user_id in quota_users or op.device_id in quota_devices:
-                self._fail_group(
-                    group,
-                    FailureReason.QUOTA,
-                    "the user or device exceeded Amplitude's daily quota",
-                    429,
-                )
-            else:
-                remaining.append(group)
-        users, devices = set(verdict.users), set(verdict.devices)
-        if not users and not devices and not quota_users and not quota_devices:
-            # A 429 that names nobody holds everybody in the request.
-            for group in remaining:
-                op = group.receipts[0].op
-                if op.user_id is not None:
-                    users.add(op.user_id)
-                if op.device_id is not None:
-                    devices.add(op.device_id)
-        cfg = self._config
-        hold = verdict.retry_after if verdict.retry_after is not None else cfg.throttle_hold
-        # A floor whatever the server says: Retry-After: 0 must not become a storm.
-        hold = max(hold, min(cfg.min_throttle_hold, cfg.throttle_hold))
-        if users or devices:
-            self._acc.hold(users, devices, self._clock.now() + hold)
-            # A request carrying more identifications of one identity than its rate
-            # allows is refused every time: send fewer of one identity per request.
-            per_identity = Counter(
-                g.key
-                for g in remaining
-                if g.receipts[0].op.user_id in users or g.receipts[0].op.device_id in devices
-            )
-            if per_identity:
-                self._acc.throttled(max(per_identity.values()), verdict.eps_threshold)
-        attempt.blocked.update(g.key for g in remaining)
-        held_ops = sum(
-            len(g.receipts)
-            for g in remaining
-            if g.receipts[0].op.user_id in users or g.receipts[0].op.device_id in devices
-        )
-        logger.warning(
-            "HTTP 429 from %s: holding %s for %.1f s (%d operation(s)); "
-            "re-sending %d other operation(s) now%s",
-            self._host,
-            _describe_identities(users, devices),
-            hold,
-            held_ops,
-            sum(len(g.receipts) for g in remaining) - held_ops,
-            f"; {len(quota_users) + len(quota_devices)} identity(ies) over the daily quota: "
-            f"their operations failed with reason quota"
-            if quota_users or quota_devices
-            else "",
-            extra=fields("identify.throttled", count=held_ops, status=429, delay=hold),
-        )
-
-    async def _on_too_large(
-        self, groups: list[Group], verdict: Verdict, size: int, attempt: _Attempt, split: bool
-    ) -> None:
-        if len(groups) == 1 and len(groups[0].receipts) == 1:
-            message = f"the server refused the identification as too large ({verdict.message})"
-            self._fail_group(groups[0], FailureReason.TOO_LARGE, message, verdict.status)
-            _log_failed(
-                1, FailureReason.TOO_LARGE, f"HTTP {verdict.status}: {message}", verdict.status
-            )
-            return
-        self._counters.splits += 1
-        self._acc.shrink(size, len(groups))
-        if len(groups) == 1 or split:
-            # One merged identification (or a part of one) too large: its operations may
-            # well fit alone. Send them unmerged now, halving until each goes alone, so
-            # that only an operation too large by itself fails with too_large.
-            if len(groups) == 1:
-                groups = self._acc.unmerge(groups[0])
-            middle = len(groups) // 2
-            await self._attempt(groups[:middle], attempt, split=True)
-            await self._attempt(groups[middle:], attempt, split=True)
-            return
-        attempt.blocked.update(g.key for g in groups)
-        logger.info(
-            "HTTP %s from %s for %d bytes, %d identifications: re-sending in smaller "
-            "requests (limits now %d bytes, %d identifications)",
-            verdict.status,
-            self._host,
-            size,
-            len(groups),
-            self._acc.size_limit,
-            self._acc.item_limit,
-            extra=fields("identify.split", count=len(groups), status=verdict.status),
-        )
-
-    async def _on_invalid(self, groups: list[Group], verdict: Verdict, attempt: _Attempt) -> None:
-        if not verdict.narrow:
-            # The request itself was refused (not a 400): the same for every part of it.
-            for group in groups:
-                self._fail_group(group, FailureReason.INVALID, verdict.message, verdict.status)
-            self._log_invalid(len(groups), verdict)
-            return
-        indices = verdict.indices
-        if (
-            indices is not None
-            and all(0 <= i < len(groups) for i in indices)
-            and all(len(groups[i].receipts) == 1 for i in indices)
-        ):
-            # The server named the bad items and applied nothing: fail those, re-send the
-            # rest. (A merged item named is narrowed below to the operations at fault.)
-            for index in sorted(indices):
-                self._fail_group(
-                    groups[index], FailureReason.INVALID, verdict.message, verdict.status
-                )
-            attempt.blocked.update(g.key for i, g in enumerate(groups) if i not in indices)
-            self._log_invalid(len(indices), verdict)
-            return
-        if len(groups) == 1:
-            if len(groups[0].receipts) > 1:
-                # A merged identification refused: narrow it to the operations at fault.
-                self._counters.splits += 1
-                await self._attempt(self._acc.unmerge(groups[0]), attempt)
-                return
-            self._fail_group(groups[0], FailureReason.INVALID, verdict.message, verdict.status)
-            self._log_invalid(1, verdict)
-            return
-        # Not said which: bisect, in order, so the good items are still delivered.
-        self._counters.splits += 1
-        middle = len(groups) // 2
-        await self._attempt(groups[:middle], attempt)
-        await self._attempt(groups[middle:], attempt)
-
-    def _log_invalid(self, count: int, verdict: Verdict) -> None:
-        logger.warning(
-            "HTTP %s from %s: %d identification(s) rejected (reason invalid): %s",
-            verdict.status,
-            self._host,
-            count,
-            verdict.message,
-            extra=fields("identify.invalid", count=count, reason="invalid", status=verdict.status),
-        )
-
-    def _on_retry(
-        self, groups: list[Group], verdict: Verdict, attempt: _Attempt, sent_at: float
-    ) -> None:
-        cfg = self._config
-        now = self._clock.now()
-        retry_after = verdict.retry_after
-        gave_up = 0
-        last_message = ""
-        attempts = 1
-        kept: list[tuple[Group, float]] = []
-        for group in groups:
-            first = group.receipts[0]
-            if verdict.ambiguous:
-                for receipt in group.receipts:
-                    receipt._ambiguous = True
-            started = first.first_sent_at if first.first_sent_at is not None else sent_at
-            message = None
-            if now - started >= cfg.retry_deadline:
-                message = (
-                    f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s; "
-                    f"last error: {verdict.message}"
-                )
-            elif retry_after is not None and now + retry_after - started > cfg.retry_deadline:
-                # The server says not before the deadline: waiting cannot help.
-                message = (
-                    f"gave up after {first.attempts} attempt(s): the server asked to retry "
-                    f"after {retry_after:g} s, past retry_deadline ({cfg.retry_deadline:g} s); "
-                    f"last error: {verdict.message}"
-                )
-            if message is not None:
-                self._fail_group(group, FailureReason.RETRIES_EXHAUSTED, message, verdict.status)
-                gave_up += len(group.receipts)
-                last_message = message
-                continue
-            attempts = max(attempts, first.attempts)
-            kept.append((group, started))
-        delay = backoff_delay(
-            attempts, base=cfg.retry_base, cap=cfg.retry_cap, retry_after=verdict.retry_after
-        )
-        retried = 0
-        for group, started in kept:
-            if now + delay - started >= cfg.retry_deadline:
-                # The next try would start past the deadline: give up now, not after it.
-                first = group.receipts[0]
-                message = (
-                    f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s: "
-                    f"the next retry (in {delay:.2f} s) would start past retry_deadline "
-                    f"({cfg.retry_deadline:g} s); last error: {verdict.message}"
-                )
-                self._fail_group(group, FailureReason.RETRIES_EXHAUSTED, message, verdict.status)
-                gave_up += len(group.receipts)
-                last_message = message
-                continue
-            retried += len(group.receipts)
-            attempt.blocked.add(group.key)
-        if gave_up:
-            _log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message, verdict.status)
-        if not retried:
-            return
-        not_before = now + delay
-        if attempt.not_before is None or not_before > attempt.not_before:
-            attempt.not_before = not_before
-        logger.warning(
-            "%s from %s: retrying %d operation(s) in %.2f s (attempt %d)%s",
-            f"HTTP {verdict.status}" if verdict.status else "no answer",
-            self._host,
-            retried,
-            delay,
-            attempts + 1,
-            f": {verdict.message}" if verdict.status is None else "",
-            extra=fields(
-                "identify.retry",
-                count=retried,
-                status=verdict.status,
-                attempt=attempts + 1,
-                delay=delay,
-            ),
-        )
-
-    # -- introspection for tests and tools ---------------------------------------------------
 
     @property
     def config(self) -> ClientConfig:
         return self._config
 
+    @property
+    def closed(self) -> bool:
+        return self._state is _S.CLOSED
 
-_DELIVERED_CACHE: dict[tuple[int, int, bool], Delivered] = {}
-
-
-def _delivered(status: int, attempts: int, duplicate: bool) -> Delivered:
-    """Delivered outcomes are immutable: share one per (status, attempts, duplicate)."""
-    key = (status, attempts, duplicate)
-    outcome = _DELIVERED_CACHE.get(key)
-    if outcome is None:
-        outcome = Delivered(status, attempts, duplicate)
-        if len(_DELIVERED_CACHE) < 4096:
-            _DELIVERED_CACHE[key] = outcome
-    return outcome
-
-
-def _maybe_applied(receipts: list[Receipt]) -> list[bool]:
-    """Per receipt failed at shutdown: whether the server may have applied it."""
-    return [isinstance(r.outcome, Failed) and r.outcome.maybe_applied for r in receipts]
-
-
-def _log_failed(count: int, reason: FailureReason, message: str, status: int | None = None) -> None:
-    logger.warning(
-        "%d operation(s) failed with reason %s: %s",
-        count,
-        reason.value,
-        message,
-        extra=fields("identify.failed", count=count, reason=reason.value, status=status),
-    )
-
-
-def _utf8_encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _set_future(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:
-    """Hand an outcome to another thread's future; the caller may have cancelled it."""
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        future.set_result(outcome)
-
-
-def _describe_identities(users: Iterable[str], devices: Iterable[str]) -> str:
-    parts = []
-    for kind, names in (("user", sorted(users)), ("device", sorted(devices))):
-        if names:
-            shown = ", ".join(names[:_LOG_NAMES])
-            more = f" and {len(names) - _LOG_NAMES} more" if len(names) > _LOG_NAMES else ""
-            parts.append(f"{len(names)} {kind}(s) [{shown}{more}]")
-    return " and ".join(parts) if parts else "nobody"
-
-
-def _queue_full_message(queue_max: int, on_full: str) -> str:
-    """Why QueueFull was raised, naming the settings that decide it and what to change."""
-    full = f"intake is full: queue_max={queue_max} operations are waiting for an outcome"
-    if on_full == "wait":
-        # Only identify_nowait() raises under "wait": it cannot wait for room.
+    def __repr__(self) -> str:
         return (
-            f"{full}; identify_nowait() cannot wait for room: await identify() waits "
-            "(on_full='wait'), or raise queue_max"
+            f"AmplitudeClient(server_url={self._url!r}, state={self._state.value!r}, "
+            f"queued={self._ledger.unresolved}, in_flight={self._sender.in_flight})"
         )
-    return (
-        f"{full} and on_full={on_full!r}; raise queue_max, or use on_full='wait' "
-        "(identify() waits for room) or on_full='drop' (a 'dropped' outcome)"
-    )

@@ -1,5 +1,9 @@
 """Coalescing: merge one identity's consecutive operations into as few identifications as
-the server's semantics allow (DESIGN section 4).
+the server's semantics allow (DESIGN section 4), as they arrive.
+
+A lane keeps its operations as *units*: an :class:`~amplitude_async.Identify` alone, or a
+:class:`Merged` identification carrying several. When an operation arrives, the lane
+tries :func:`merge_into` its last unit; batch assembly later only collects units.
 
 Merging B (later) into A (earlier) is allowed only when applying the merged
 identification, in the server's fixed operation order, gives exactly the properties
@@ -33,187 +37,205 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._identify import Identify
-from ._outcome import Receipt
+from ._identify import Identify, _user_properties
+from ._limits import MERGE_BYTES_MAX
 from ._rules import DEVICE_FIELDS, LOCATION_FIELDS, NO_VALUE, json_key
 
-__all__ = ["MERGE_BYTES_MAX", "Group", "coalesce", "single"]
+__all__ = ["MERGE_BYTES_MAX", "Merged", "Unit", "coalesce", "merge_into", "ops_of"]
 
 _DEVICE: Final = frozenset(DEVICE_FIELDS)
 _LOCATION: Final = frozenset(LOCATION_FIELDS)
 #: Merged $add operands stay integers a double holds exactly.
 _EXACT_INT: Final = 2**53
-#: By default a merged identification stops growing at about this many bytes of JSON
-#: (form escaping can triple it on the wire; still far below the 1 MB request cap).
-MERGE_BYTES_MAX: Final = 16_384
 # Estimated JSON bytes of values with no variable part.
 _NUMBER_COST: Final = 24
 _KEY_COST: Final = 4  # quotes, colon, comma
 # The braces, the "user_id"/"device_id"/"user_properties" keys and one "$op": {} bucket
 # per kind of operation.
 _BASE_COST: Final = 64 + 12 * 10
+# Above this many properties a merge keeps an index of property positions.
+_LINEAR_SCAN_MAX: Final = 8
+_LIST_OPERATIONS: Final = frozenset(("$append", "$prepend", "$remove"))
 
 
-class Group:
-    """One identification on the wire and the receipts of the operations it carries."""
+class Merged:
+    """One identification built from several consecutive operations of one identity.
 
-    __slots__ = ("encoded", "key", "receipts", "size", "wire")
-
-    def __init__(self, key: str, receipts: list[Receipt], wire: dict[str, Any] | None) -> None:
-        self.key = key
-        self.receipts = receipts
-        #: The identification as a dictionary, until it is encoded (then None: a
-        #: request in flight keeps only the bytes).
-        self.wire = wire
-        #: The encoded identification and its size in a body, cached so a re-send
-        #: does not encode again.
-        self.encoded: bytes | None = None
-        self.size = 0
-
-
-def single(receipt: Receipt) -> Group:
-    """The group of one operation, unmerged."""
-    op = receipt.op
-    return Group(op.identity, [receipt], op.to_dict())
-
-
-def coalesce(receipts: list[Receipt], *, max_bytes: int = MERGE_BYTES_MAX) -> list[Group]:
-    """Merge consecutive operations of one identity wherever the result is the same.
-
-    ``max_bytes`` bounds the estimated JSON size a merge may grow an identification to
-    (an operation larger than that on its own is still sent, alone).
+    ``props`` is flat like :attr:`Identify._ops` (operation, property, value, ...), one
+    operation per property, kept up to date as operations are absorbed; the wire object
+    is built from it once, when the batch is encoded.
     """
-    if len(receipts) == 1:
-        return [single(receipts[0])]
-    groups: list[Group] = []
-    current: _Merged | None = None
-    for receipt in receipts:
-        op = receipt.op
-        if current is not None and current.absorb(op, max_bytes):
-            current.receipts.append(receipt)
-            continue
-        if current is not None:
-            groups.append(current.to_group())
-        current = _Merged(receipt)
-    assert current is not None
-    groups.append(current.to_group())
-    return groups
-
-
-class _Merged:
-    """An identification being built from consecutive operations."""
 
     __slots__ = (
-        "clear_all",
+        "_index",
         "cost",
         "device_id",
         "fields",
         "groups",
+        "ops",
         "props",
-        "receipts",
+        "sent",
         "user_id",
     )
 
-    def __init__(self, receipt: Receipt) -> None:
-        op = receipt.op
-        self.receipts = [receipt]
-        self.user_id = op.user_id
-        self.device_id = op.device_id
-        self.groups = op.groups
-        self.fields: dict[str, Any] = op.fields
-        self.clear_all = bool(op._ops) and op._ops[0] == "$clearAll"
-        # property -> [operation, value, estimated JSON bytes]; one operation per
-        # property, as in an Identify.
-        self.props: dict[str, list[Any]] = {
-            name: [operation, value, _prop_cost(name, value)]
-            for operation, name, value in op._triples()
-        }
+    def __init__(self, first: Identify) -> None:
+        self.ops: list[Identify] = [first]
+        self.user_id = first.user_id
+        self.device_id = first.device_id
+        self.groups = first.groups
+        self.fields: dict[str, Any] | None = first._fields
+        self.props: tuple[Any, ...] = first._ops
+        #: Property name -> position of its operation in ``props`` (many properties only).
+        self._index: dict[str, int] | None = None
+        if len(self.props) > 3 * _LINEAR_SCAN_MAX:
+            self._index = {name: i - 1 for i, name in enumerate(self.props) if i % 3 == 1}
+        props = self.props
         self.cost = (
             _BASE_COST
-            + len(op.user_id or "")
-            + len(op.device_id or "")
-            + sum(entry[2] for entry in self.props.values())
+            + len(first.user_id or "")
+            + len(first.device_id or "")
+            + sum(_prop_cost(props[i + 1], props[i + 2]) for i in range(0, len(props), 3))
             + _fields_cost(self.fields)
-            + (_value_cost(op.groups) if op.groups else 0)
+            + (_value_cost(first.groups) if first.groups else 0)
         )
+        #: Taken into a request once: it absorbs nothing more (a re-send carries exactly
+        #: what the server may already have seen).
+        self.sent = False
+
+    @property
+    def identity(self) -> str:
+        return self.user_id if self.user_id is not None else self.device_id  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The merged wire identification."""
+        wire: dict[str, Any] = {"user_id": self.user_id} if self.user_id is not None else {}
+        if self.device_id is not None:
+            wire["device_id"] = self.device_id
+        if self.props:
+            wire["user_properties"] = _user_properties(self.props)
+        if self.groups:
+            wire["groups"] = self.groups
+        if self.fields:
+            wire.update(self.fields)
+        return wire
+
+    def _position(self, name: str) -> int:
+        """Where ``name``'s operation is in ``props``, or -1."""
+        index = self._index
+        if index is not None:
+            return index.get(name, -1)
+        props = self.props
+        for i in range(1, len(props), 3):
+            if props[i] == name:
+                return i - 1
+        return -1
 
     def absorb(self, op: Identify, max_bytes: int = MERGE_BYTES_MAX) -> bool:
         """Merge ``op`` in if the result is the same as sending both; else change nothing."""
-        if self.clear_all or op.user_id != self.user_id or op.device_id != self.device_id:
+        if self.sent or op.user_id != self.user_id or op.device_id != self.device_id:
             return False
         ops = op._ops
         if ops and ops[0] == "$clearAll":
+            return False
+        props = self.props
+        if props and props[0] == "$clearAll":
             return False
         if op.groups or self.groups:
             if op.groups and self.groups:
                 return False
             # Setting groups also sets "group type = group name" as a user property:
             # keep it apart from operations on a property of that name.
-            if op.groups and any(name in op.groups for name in self.props):
+            if op.groups and any(self._position(name) >= 0 for name in op.groups):
                 return False
             if self.groups and any(name in self.groups for name in ops[1::3]):
                 return False
-        merged: list[tuple[str, str, Any, int]] = []
-        props = self.props
+        merged = list(props)
         cost = self.cost
-        for operation, name, value in op._triples():
-            mine = props.get(name)
-            if mine is None:
-                added = _prop_cost(name, value)
-                merged.append((operation, name, value, added))
-                cost += added
+        added: list[tuple[str, int]] | None = None
+        for i in range(0, len(ops), 3):
+            operation, name, value = ops[i], ops[i + 1], ops[i + 2]
+            at = self._position(name)
+            if at < 0:
+                if self._index is not None:
+                    if added is None:
+                        added = []
+                    added.append((name, len(merged)))
+                merged += (operation, name, value)
+                cost += _prop_cost(name, value)
                 continue
-            result = _merge_values(mine[0], mine[1], operation, value)
+            old = merged[at + 2]
+            result = _merge_values(merged[at], old, operation, value)
             if result is _REFUSE:
                 return False
-            if operation in ("$append", "$prepend", "$remove"):
-                new_cost = mine[2] + _value_cost(value)
+            if operation in _LIST_OPERATIONS:
+                cost += _value_cost(value)
             elif operation == "$set":
-                new_cost = _prop_cost(name, value)
-            else:  # $setOnce keeps A's value; $add and $unset stay about as small
-                new_cost = mine[2]
-            merged.append((operation, name, result, new_cost))
-            cost += new_cost - mine[2]
-        if op.groups:
-            cost += _value_cost(op.groups)  # self.groups is None: never both
+                cost += _value_cost(value) - _value_cost(old)
+            # $setOnce keeps A's value; $add and $unset stay about as small.
+            merged[at] = operation
+            merged[at + 2] = result
         fields = self.fields
         if op._fields:
             fields = _merge_fields(fields, op._fields)
             cost += _fields_cost(fields) - _fields_cost(self.fields)
+        if op.groups:
+            cost += _value_cost(op.groups)  # self.groups is None: never both
         if cost > max_bytes:
             return False
         # Every property merges and the result is small enough: commit.
-        for operation, name, value, value_cost in merged:
-            props[name] = [operation, value, value_cost]
+        self.props = tuple(merged)
+        if added is not None and self._index is not None:
+            self._index.update(added)
+        elif self._index is None and len(merged) > 3 * _LINEAR_SCAN_MAX:
+            self._index = {n: i - 1 for i, n in enumerate(merged) if i % 3 == 1}
         self.cost = cost
         self.fields = fields
         if op.groups:
             self.groups = op.groups
+        self.ops.append(op)
         return True
 
-    def to_group(self) -> Group:
-        if len(self.receipts) == 1:
-            return single(self.receipts[0])
-        wire: dict[str, Any] = {}
-        if self.user_id is not None:
-            wire["user_id"] = self.user_id
-        if self.device_id is not None:
-            wire["device_id"] = self.device_id
-        if self.props:
-            user_properties: dict[str, dict[str, Any]] = {}
-            for name, (operation, value, _) in self.props.items():
-                bucket = user_properties.get(operation)
-                if bucket is None:
-                    user_properties[operation] = bucket = {}
-                bucket[name] = value
-            wire["user_properties"] = user_properties
-        if self.groups:
-            wire["groups"] = self.groups
-        if self.fields:
-            wire.update(self.fields)
-        key = self.user_id if self.user_id is not None else self.device_id
-        assert key is not None
-        return Group(key, self.receipts, wire)
+    def __repr__(self) -> str:
+        return f"<Merged {len(self.ops)} operation(s) of {self.identity!r}>"
+
+
+#: What a lane holds and a batch carries: one operation, or several merged.
+Unit = Identify | Merged
+
+
+def merge_into(unit: Unit, op: Identify, max_bytes: int) -> Merged | None:
+    """``unit`` with ``op`` merged in (a new :class:`Merged` when ``unit`` was one
+    operation), or None when they must go as two identifications."""
+    if isinstance(unit, Merged):
+        return unit if unit.absorb(op, max_bytes) else None
+    if (
+        unit.first_sent_at is not None  # sent once: a re-send carries exactly what it did
+        or unit.user_id != op.user_id
+        or unit.device_id != op.device_id
+    ):
+        return None
+    merged = Merged(unit)
+    return merged if merged.absorb(op, max_bytes) else None
+
+
+def ops_of(unit: Unit) -> list[Identify]:
+    """The operations a unit carries, in order."""
+    return unit.ops if isinstance(unit, Merged) else [unit]
+
+
+def coalesce(ops: list[Identify], *, max_bytes: int = MERGE_BYTES_MAX) -> list[Unit]:
+    """Merge consecutive operations of one identity wherever the result is the same, as
+    a lane does while they arrive. ``max_bytes`` bounds the estimated JSON size a merge
+    may grow an identification to (an operation larger than that alone still goes)."""
+    units: list[Unit] = []
+    for op in ops:
+        if units:
+            merged = merge_into(units[-1], op, max_bytes)
+            if merged is not None:
+                units[-1] = merged
+                continue
+        units.append(op)
+    return units
 
 
 _REFUSE: Final[Any] = object()
@@ -262,8 +284,8 @@ def _merge_values(first_op: str, first: Any, op: str, value: Any) -> Any:
     return _REFUSE
 
 
-def _merge_fields(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(first)
+def _merge_fields(first: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(first) if first else {}
     if not _DEVICE.isdisjoint(later):
         for name in _DEVICE:
             merged.pop(name, None)
@@ -278,7 +300,7 @@ def _prop_cost(name: str, value: Any) -> int:
     return len(name) + _KEY_COST + _value_cost(value)
 
 
-def _fields_cost(fields: dict[str, Any]) -> int:
+def _fields_cost(fields: dict[str, Any] | None) -> int:
     return sum(len(k) + len(v) + 2 * _KEY_COST for k, v in fields.items()) if fields else 0
 
 

@@ -1,8 +1,9 @@
 """``Identify``: one identify operation, built with chained calls and checked as it is built.
 
-Kept compact on purpose: a queued operation is a slots object holding its ids and one
-flat tuple ``(operation, property, value, operation, ...)``; the wire dictionary is
-built only when a batch is encoded. A queued two-operation Identify takes 176 bytes.
+Kept compact on purpose: a queued operation is one slots object holding its ids, one
+flat tuple ``(operation, property, value, operation, ...)`` and the few fields of its
+:class:`~amplitude_async.Receipt` (an Identify is its own receipt); the wire dictionary
+is built only when a batch is encoded. A queued two-operation Identify takes 216 bytes.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from ._errors import ValidationError
+from ._outcome import FROZEN, Receipt
 from ._plain import plain
 from ._rules import (
     ANNOTATION_KEYS,
     FIELDS,
     IDENTIFICATION_KEYS,
+    MAX_JSON_INT,
     NO_VALUE,
     OPERATIONS,
+    PLACEHOLDER_IDS,
     id_problem,
     is_number,
     text_problem,
@@ -43,6 +47,10 @@ _METHOD: Final = {
 }
 # Above this many properties a set is kept to find repeated names in O(1).
 _LINEAR_SCAN_MAX: Final = 8
+# An ASCII id not starting or ending in whitespace strips to itself: it is a placeholder
+# only if its length is one of theirs and it is one (the common case skips the rest).
+_PLACEHOLDER_LENGTHS: Final = frozenset(len(p) for p in PLACEHOLDER_IDS)
+_NO_FIELDS: Final = (None,) * 15
 # Types that need no normalising (see _plain): the hot path checks only this.
 _PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None)))
 # reprs in error messages: bounded in depth and length, so that a value nested a
@@ -55,17 +63,20 @@ _short.maxother = 60
 Op = tuple[str, str, Any]
 
 
-class Identify:
+class Identify(Receipt):
     """One identify operation: ids, user-property operations and device/location fields.
 
     >>> Identify(user_id="user-1").set("plan", "pro").add("logins", 1)
     Identify(user_id='user-1', $set={'plan': 'pro'}, $add={'logins': 1})
 
     Every method checks its input and raises :class:`ValidationError` at once, so bad
-    input never reaches the queue. Once handed to a client the operation is frozen.
+    input never reaches the queue. Once handed to a client the operation is frozen, and
+    it is its own :class:`~amplitude_async.Receipt`: ``await amp.identify(op)`` returns
+    ``op``, whose ``outcome`` the client sets. Identifies compare by content (``==``) and
+    hash by identity, so receipts can be kept in sets and dicts.
     """
 
-    __slots__ = ("_fields", "_frozen", "_names", "_ops", "device_id", "groups", "user_id")
+    __slots__ = ("_fields", "_names", "_ops", "device_id", "groups", "user_id")
 
     user_id: str | None
     device_id: str | None
@@ -93,52 +104,64 @@ class Identify:
         paying: str | bool | None = None,
         start_version: str | None = None,
     ) -> None:
-        if user_id is None and device_id is None:
-            raise ValidationError("an identification needs a user_id or a device_id (or both)")
+        # The receipt's fields, set here rather than through Receipt.__init__ (the hot
+        # path: one call less per operation).
+        self.outcome = None
+        self._listeners = None
+        self.attempts = 0
+        self.first_sent_at = None
+        self.gen = 0
+        self._flags = 0
         # Length is checked by the client against its own min_id_length; the rest here.
-        for kind, value in (("user_id", user_id), ("device_id", device_id)):
-            if value is not None:
-                problem = id_problem(value, kind, min_length=1)
-                if problem:
-                    raise ValidationError(problem)
-                if not value.strip():
-                    # Amplitude would create a user named "   ": surely a blank input.
-                    raise ValidationError(f"{kind} must not be only whitespace")
-        if type(user_id) is not str and user_id is not None:
-            user_id = str.__str__(user_id)
-        if type(device_id) is not str and device_id is not None:
-            device_id = str.__str__(device_id)
+        if user_id is not None and not _plain_id(user_id):
+            user_id = _check_id(user_id, "user_id")
+        if device_id is not None:
+            if not _plain_id(device_id):
+                device_id = _check_id(device_id, "device_id")
+        elif user_id is None:
+            raise ValidationError("an identification needs a user_id or a device_id (or both)")
         self.user_id = user_id
         self.device_id = device_id
         # Flat and exactly sized: (operation, property, value, operation, ...). One
         # tuple instead of a list of tuples: about 130 bytes less per queued operation.
         self._ops: tuple[Any, ...] = ()
         self._names: set[str] | None = None
-        self._frozen = False
         self._fields: dict[str, Any] | None = None
         self.groups = None
         if groups is not None:
             self.groups = _checked_groups(groups)
-        fields: dict[str, str | bool | None] = {
-            "app_version": app_version,
-            "platform": platform,
-            "os_name": os_name,
-            "os_version": os_version,
-            "device_brand": device_brand,
-            "device_manufacturer": device_manufacturer,
-            "device_model": device_model,
-            "carrier": carrier,
-            "country": country,
-            "region": region,
-            "city": city,
-            "dma": dma,
-            "language": language,
-            "paying": paying,
-            "start_version": start_version,
-        }
-        for name, field_value in fields.items():
-            if field_value is not None:
-                self._set_field(name, field_value)
+        given = (
+            app_version,
+            platform,
+            os_name,
+            os_version,
+            device_brand,
+            device_manufacturer,
+            device_model,
+            carrier,
+            country,
+            region,
+            city,
+            dma,
+            language,
+            paying,
+            start_version,
+        )
+        if given != _NO_FIELDS:
+            for name, field_value in zip(_FIELD_ORDER, given, strict=True):
+                if field_value is not None:
+                    self._set_field(name, field_value)
+
+    @property
+    def op(self) -> Identify:
+        """The operation of this receipt: the Identify itself."""
+        return self
+
+    @property
+    def _frozen(self) -> bool:
+        return bool(self._flags & FROZEN)
+
+    __hash__ = Receipt.__hash__
 
     # -- user-property operations -------------------------------------------------
 
@@ -152,7 +175,7 @@ class Identify:
 
     def add(self, name: str, value: int | float) -> Identify:
         """``$add``: add a number to the property (a missing property starts at 0)."""
-        if not is_number(value):
+        if type(value) is not int and not is_number(value):
             raise ValidationError(
                 f"add({_short.repr(name)}, ...) needs a finite number, "
                 f"got {type(value).__name__} {_short.repr(value)}"
@@ -301,7 +324,47 @@ class Identify:
     # -- internals ----------------------------------------------------------------
 
     def _add(self, operation: str, name: str, value: Any) -> Identify:
-        self._check_mutable()
+        if self._flags & FROZEN:
+            self._check_mutable()
+        if type(name) is not str or not name or not name.isascii():
+            name = self._check_name(operation, name)
+        ops = self._ops
+        if ops:
+            if ops[0] == "$clearAll":
+                raise ValidationError(
+                    "clear_all() cannot be combined with other operations in one Identify"
+                )
+            names = self._names
+            if (
+                name in names
+                if names is not None
+                else (ops[1] == name if len(ops) == 3 else name in ops[1::3])
+            ):
+                raise ValidationError(
+                    f"property {name!r} is already used by another operation in this "
+                    "Identify; use a second Identify for a second operation on the same "
+                    "property"
+                )
+        # Plain ASCII text and ints (the usual values) need no further check.
+        kind = type(value)
+        if not (
+            (kind is str and value.isascii())
+            or (kind is int and -MAX_JSON_INT <= value <= MAX_JSON_INT)
+        ):
+            problem = value_problem(value, depth=2)
+            if problem:
+                raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
+            if kind not in _PLAIN_TYPES:
+                value = plain(value)
+        self._ops = ops = (*ops, operation, name, value)
+        if self._names is not None:
+            self._names.add(name)
+        elif len(ops) > 3 * _LINEAR_SCAN_MAX:
+            self._names = set(ops[1::3])
+        return self
+
+    def _check_name(self, operation: str, name: object) -> str:
+        """The checked name, a str subclass made a plain str."""
         if not isinstance(name, str) or not name:
             raise ValidationError(
                 f"{_METHOD[operation]}(): property name must be a non-empty string, "
@@ -309,29 +372,10 @@ class Identify:
             )
         if type(name) is not str:
             name = str.__str__(name)
-        if not name.isascii() and text_problem(name):
-            raise ValidationError(f"{_METHOD[operation]}(): property name {text_problem(name)}")
-        ops = self._ops
-        if ops and ops[0] == "$clearAll":
-            raise ValidationError(
-                "clear_all() cannot be combined with other operations in one Identify"
-            )
-        if self._uses(name):
-            raise ValidationError(
-                f"property {name!r} is already used by another operation in this Identify; "
-                "use a second Identify for a second operation on the same property"
-            )
-        problem = value_problem(value, depth=2)
+        problem = text_problem(name)
         if problem:
-            raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
-        if type(value) not in _PLAIN_TYPES:
-            value = plain(value)
-        self._ops = ops = (*ops, operation, name, value)
-        if self._names is not None:
-            self._names.add(name)
-        elif len(ops) > 3 * _LINEAR_SCAN_MAX:
-            self._names = set(ops[1::3])
-        return self
+            raise ValidationError(f"{_METHOD[operation]}(): property name {problem}")
+        return name
 
     def _uses(self, name: str) -> bool:
         if self._names is not None:
@@ -355,20 +399,18 @@ class Identify:
         self._fields[name] = value
 
     def _check_mutable(self) -> None:
-        if self._frozen:
+        if self._flags & FROZEN:
             raise ValidationError(
                 "this Identify was already handed to a client and cannot change; build a new one"
             )
 
     def _freeze(self) -> None:
-        self._frozen = True
+        self._flags |= FROZEN
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Identify):
             return NotImplemented
         return self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         parts = []
@@ -383,6 +425,50 @@ class Identify:
         if self._fields:
             parts.extend(f"{k}={v!r}" for k, v in self._fields.items())
         return f"Identify({', '.join(parts)})"
+
+
+def _plain_id(value: object) -> bool:
+    """An id that needs no further check: ASCII text without surrounding whitespace
+    (ASCII whitespace is all at or below " ") that is no placeholder."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and value != ""
+        and value[0] > " "
+        and value[-1] > " "
+        and (len(value) not in _PLACEHOLDER_LENGTHS or value.lower() not in PLACEHOLDER_IDS)
+    )
+
+
+def _check_id(value: object, kind: str) -> str:
+    """The checked id, a str subclass made a plain str."""
+    if isinstance(value, str) and value and not value.strip():
+        # Amplitude would create a user named "   ": surely a blank input.
+        raise ValidationError(f"{kind} must not be only whitespace")
+    problem = id_problem(value, kind, min_length=1)
+    if problem:
+        raise ValidationError(problem)
+    assert isinstance(value, str)
+    return value if type(value) is str else str.__str__(value)
+
+
+_FIELD_ORDER: Final = (
+    "app_version",
+    "platform",
+    "os_name",
+    "os_version",
+    "device_brand",
+    "device_manufacturer",
+    "device_model",
+    "carrier",
+    "country",
+    "region",
+    "city",
+    "dma",
+    "language",
+    "paying",
+    "start_version",
+)
 
 
 def _user_properties(ops: tuple[Any, ...]) -> dict[str, dict[str, Any]]:

@@ -1,11 +1,10 @@
 """Outcomes and receipts: every identify operation ends in exactly one of these.
 
-A :class:`Receipt` is returned by ``identify()``. It is awaitable (``outcome = await
-receipt``) and resolves exactly once, to :class:`Delivered` or :class:`Failed`. The
-future behind it is created only if somebody awaits before the outcome is known, so
-fire-and-forget callers pay for no future at all. :meth:`Receipt.add_done_callback`
-runs a function with the outcome, for code that reacts to completions without a task
-per operation (the Kafka worker commits offsets this way).
+A :class:`Receipt` is returned by ``identify()``: the :class:`~amplitude_async.Identify`
+itself, which derives from it. It is awaitable (``outcome = await receipt``) and
+resolves exactly once, to :class:`Delivered` or :class:`Failed`. The future behind it is
+created only if somebody awaits before the outcome is known, so fire-and-forget callers
+pay for no future at all.
 """
 
 from __future__ import annotations
@@ -15,9 +14,10 @@ import enum
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ._identify import Identify
+if TYPE_CHECKING:
+    from ._identify import Identify
 
 __all__ = ["Delivered", "Failed", "FailureReason", "Outcome", "Receipt"]
 
@@ -75,95 +75,121 @@ class Failed:
 
 Outcome = Delivered | Failed
 
-_PENDING: Final[Any] = None
-
 logger = logging.getLogger("amplitude_async")
+
+#: Receipt._flags bits.
+FROZEN: Final = 1
+AMBIGUOUS: Final = 2
 
 
 class Receipt:
-    """The handle of one queued operation; ``await receipt`` gives its :data:`Outcome`."""
+    """The handle of one queued operation; ``await receipt`` gives its :data:`Outcome`.
 
-    __slots__ = (
-        "_ambiguous",
-        "_callbacks",
-        "_waiter",
-        "attempts",
-        "first_sent_at",
-        "gen",
-        "op",
-        "outcome",
-    )
+    Every :class:`~amplitude_async.Identify` is its own receipt (Identify derives from
+    this class): ``identify()`` returns the operation it was given, so a queued operation
+    is one object, not an operation plus a handle. The future behind ``await`` is created
+    only if somebody awaits before the outcome is known.
+    """
 
-    op: Identify
+    __slots__ = ("_flags", "_listeners", "attempts", "first_sent_at", "gen", "outcome")
+
     #: The outcome once known, else None.
     outcome: Outcome | None
 
-    def __init__(self, op: Identify, gen: int = 0) -> None:
-        self.op = op
-        #: The flush generation it was enqueued in (flush() waits per generation).
-        self.gen = gen
-        self.outcome = _PENDING
-        self._waiter: asyncio.Future[Outcome] | None = None
-        self.first_sent_at: float | None = None
+    def __init__(self) -> None:
+        self.outcome = None
+        #: A future (someone awaits), a list of callbacks, or None.
+        self._listeners: object = None
+        #: How many requests carried it.
         self.attempts = 0
-        self._ambiguous = False
-        self._callbacks: list[Callable[[Outcome], object]] | None = None
+        #: When its first request left (the retry deadline counts from it).
+        self.first_sent_at: float | None = None
+        #: The flush generation it was enqueued in (flush() waits per generation).
+        self.gen = 0
+        self._flags = 0
+
+    @property
+    def op(self) -> Identify:
+        """The operation this receipt is for (the Identify itself)."""
+        raise NotImplementedError
+
+    @property
+    def _ambiguous(self) -> bool:
+        """A request that carried it ended without a clear answer."""
+        return bool(self._flags & AMBIGUOUS)
 
     def done(self) -> bool:
         """True once the outcome is known."""
         return self.outcome is not None
 
     def __await__(self) -> Generator[Any, None, Outcome]:
-        if self.outcome is None:
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            return (yield from asyncio.shield(self._waiter).__await__())
-        return self.outcome
+        outcome = self.outcome
+        if outcome is not None:
+            return outcome
+        listeners = self._listeners
+        if isinstance(listeners, asyncio.Future):
+            waiter: asyncio.Future[Outcome] = listeners
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            if listeners is not None:
+                # Callbacks were registered first: the future joins them.
+                callbacks: list[Callable[[Outcome], object]] = listeners  # type: ignore[assignment]
+                callbacks.append(_setter(waiter))
+            else:
+                self._listeners = waiter
+        return (yield from asyncio.shield(waiter).__await__())
+
+    def add_done_callback(self, fn: Callable[[Outcome], object]) -> None:
+        """Call ``fn(outcome)`` once, when the outcome is known (at once if it is).
+
+        It runs synchronously inside the resolution (also while the client's tasks are
+        being cancelled at shutdown), so keep it quick. An exception it raises is logged
+        and never reaches the pipeline.
+        """
+        outcome = self.outcome
+        if outcome is not None:
+            _call(fn, outcome)
+            return
+        listeners = self._listeners
+        if listeners is None:
+            self._listeners = [fn]
+        elif isinstance(listeners, list):
+            listeners.append(fn)
+        else:
+            # Someone awaits already: keep the future as the first listener.
+            self._listeners = [_setter(listeners), fn]  # type: ignore[arg-type]
+
+    def _on_outcome(self, callback: Callable[[Outcome], object]) -> None:
+        """The pipeline's name for :meth:`add_done_callback`."""
+        self.add_done_callback(callback)
 
     def _resolve(self, outcome: Outcome) -> None:
-        """Set the outcome. The pipeline calls this exactly once per receipt."""
+        """Set the outcome. The pipeline calls this exactly once per operation."""
         if self.outcome is not None:
             raise RuntimeError(f"receipt resolved twice: {self.outcome!r} then {outcome!r}")
         self.outcome = outcome
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        listeners = self._listeners
+        if listeners is not None:
+            self._listeners = None
+            if isinstance(listeners, list):
+                for fn in listeners:
+                    _call(fn, outcome)
+            else:
+                waiter: asyncio.Future[Outcome] = listeners  # type: ignore[assignment]
+                if not waiter.done():
+                    waiter.set_result(outcome)
+
+
+def _setter(waiter: asyncio.Future[Outcome]) -> Callable[[Outcome], object]:
+    def set_result(outcome: Outcome) -> None:
+        if not waiter.done():
             waiter.set_result(outcome)
-        callbacks = self._callbacks
-        if callbacks is not None:
-            self._callbacks = None
-            for callback in callbacks:
-                _call(callback, outcome)
 
-    def add_done_callback(self, fn: Callable[[Outcome], object]) -> None:
-        """Call ``fn(outcome)`` once, when the outcome is known (right away if it is).
-
-        ``fn`` runs synchronously inside the resolution, on the event loop's thread, also
-        while the client is closing: keep it quick and do not await from it. Callbacks
-        run in the order they were added. An exception from ``fn`` is logged (logger
-        ``amplitude_async``) and does not reach the pipeline or the other callbacks.
-        """
-        self._on_outcome(fn)
-
-    def _on_outcome(self, callback: Callable[[Outcome], object]) -> None:
-        """Call ``callback(outcome)`` when the outcome is known (at once if it is).
-
-        Called synchronously from the resolution, so it also runs when the client's
-        tasks are being cancelled at shutdown; keep it quick and non-raising.
-        """
-        if self.outcome is not None:
-            _call(callback, self.outcome)
-        elif self._callbacks is None:
-            self._callbacks = [callback]
-        else:
-            self._callbacks.append(callback)
-
-    def __repr__(self) -> str:
-        state = "pending" if self.outcome is None else repr(self.outcome)
-        return f"<Receipt {self.op!r}: {state}>"
+    return set_result
 
 
-def _call(callback: Callable[[Outcome], object], outcome: Outcome) -> None:
+def _call(fn: Callable[[Outcome], object], outcome: Outcome) -> None:
     try:
-        callback(outcome)
-    except Exception:  # a callback's bug must not cost other operations their outcome
+        fn(outcome)
+    except Exception:  # a callback's bug must not lose other outcomes; the outcome stands
         logger.exception("a receipt's done callback raised; the outcome stands")

@@ -40,6 +40,10 @@ class ClientStats:
     possible_duplicates: int
     #: Batches split after a 413 or narrowed after a 400.
     splits: int
+    #: Identities (lanes) with operations queued now.
+    identities: int = 0
+    #: identify() calls waiting for room in intake now (on_full="wait").
+    waiting: int = 0
 
     @property
     def failed_total(self) -> int:
@@ -65,7 +69,15 @@ class Counters:
     possible_duplicates: int = 0
     splits: int = 0
 
-    def snapshot(self, *, in_flight: int, queued: int, throttled_identities: int) -> ClientStats:
+    def snapshot(
+        self,
+        *,
+        in_flight: int,
+        queued: int,
+        throttled_identities: int,
+        identities: int = 0,
+        waiting: int = 0,
+    ) -> ClientStats:
         return ClientStats(
             enqueued=self.enqueued,
             delivered=self.delivered,
@@ -80,4 +92,6 @@ class Counters:
             throttle_responses=self.throttle_responses,
             possible_duplicates=self.possible_duplicates,
             splits=self.splits,
+            identities=identities,
+            waiting=waiting,
         )

@@ -23,8 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amplitude_async import AmplitudeClient, Delivered, Identify
-from amplitude_async._coalesce import coalesce
-from amplitude_async._outcome import Receipt
+from amplitude_async._coalesce import coalesce, ops_of
 from amplitude_async.emulator import EmulatorThread, apply_identification
 from amplitude_async.emulator._semantics import apply_fields
 
@@ -187,18 +186,18 @@ def test_coalesced_groups_apply_to_the_same_state(
 ) -> None:
     expected = reference(ops, initial)
     for user, lane in by_lane(ops).items():
-        receipts = [Receipt(op) for op in lane]
-        groups = coalesce(receipts)
+        units = coalesce(lane)
         # Every operation is carried exactly once, in order.
-        assert [r for g in groups for r in g.receipts] == receipts
+        assert [op for unit in units for op in ops_of(unit)] == lane
         state = UserState(initial)
-        for group in groups:
-            assert group.key == user
+        for unit in units:
+            assert unit.identity == user
+            wire = unit.to_dict()
             # Ids are never merged away: each operation goes out under its own ids.
-            for receipt in group.receipts:
-                assert group.wire.get("user_id") == receipt.op.user_id
-                assert group.wire.get("device_id") == receipt.op.device_id
-            state.apply(group.wire)
+            for op in ops_of(unit):
+                assert wire.get("user_id") == op.user_id
+                assert wire.get("device_id") == op.device_id
+            state.apply(wire)
         assert state.canonical() == expected[user].canonical()
 
 
@@ -206,12 +205,11 @@ def test_coalesced_groups_apply_to_the_same_state(
 @given(sequences(min_size=2, max_size=30, users=USERS[:1]))
 def test_one_hot_user_merges_and_stays_exact(ops: list[Identify]) -> None:
     """One lane, long sequences: the case coalescing is for."""
-    receipts = [Receipt(op) for op in ops]
-    groups = coalesce(receipts)
-    assert 1 <= len(groups) <= len(ops)
+    units = coalesce(ops)
+    assert 1 <= len(units) <= len(ops)
     state = UserState()
-    for group in groups:
-        state.apply(group.wire)
+    for unit in units:
+        state.apply(unit.to_dict())
     assert state.canonical() == reference(ops)[USERS[0]].canonical()
 
 

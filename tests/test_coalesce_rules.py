@@ -12,19 +12,17 @@ import msgspec
 import pytest
 
 from amplitude_async import Identify
-from amplitude_async._coalesce import MERGE_BYTES_MAX, coalesce
-from amplitude_async._outcome import Receipt
+from amplitude_async._coalesce import MERGE_BYTES_MAX, coalesce, ops_of
 
 U = "user-00001"
 D = "device-0001"
 
 
 def merge(*ops: Identify, max_bytes: int = MERGE_BYTES_MAX) -> list[tuple[dict[str, Any], int]]:
-    receipts = [Receipt(op) for op in ops]
-    groups = coalesce(receipts, max_bytes=max_bytes)
+    units = coalesce(list(ops), max_bytes=max_bytes)
     # Every operation is carried once, in order, whatever merged.
-    assert [r for g in groups for r in g.receipts] == receipts
-    return [(g.wire, len(g.receipts)) for g in groups]
+    assert [op for unit in units for op in ops_of(unit)] == list(ops)
+    return [(unit.to_dict(), len(ops_of(unit))) for unit in units]
 
 
 def ident(**kwargs: Any) -> Identify:

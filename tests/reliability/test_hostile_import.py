@@ -132,10 +132,12 @@ def test_an_interrupted_import_counts_in_flight_operations_and_names_no_ctrl_c_a
     assert "Ctrl-C" not in said
     assert "a second signal stops now" in said
     summary = json.loads(out)
-    # Every operation queued before the signal is unsent (the emulator answered none);
-    # the reader may not have reached the last of the 3,000 lines by then.
-    assert summary["interrupted"] is True and summary["delivered"] == 0
-    assert 0 < summary["not_sent"] == summary["operations"] <= 3000
+    # Every operation queued before the signal is not sent (the emulator never answers).
+    # The signal may come before the import has read all 3000 lines: the first request
+    # leaves as soon as its batch is full, while reading goes on.
+    assert summary["interrupted"] is True, summary
+    assert 1000 <= summary["operations"] <= 3000, summary
+    assert summary["not_sent"] == summary["operations"], summary
     # Those in flight may have been applied: counted, so the user knows what a resume
     # may duplicate (at most max_in_flight requests of batch_max_items).
     assert 0 < summary["maybe_applied"] <= 4 * 1000

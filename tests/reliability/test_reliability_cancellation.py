@@ -38,7 +38,7 @@ async def test_cancelled_waiters_leave_nothing_half_queued(emu: Emulator) -> Non
         first = [await amp.identify(op(f"user-a{i:03d}", seq=i)) for i in range(20)]
         waiting_ops = [op(f"user-w{i:03d}", seq=100 + i) for i in range(60)]
         waiters = [asyncio.ensure_future(amp.identify(o)) for o in waiting_ops]
-        await wait_until(lambda: len(amp._space_waiters) == 60)
+        await wait_until(lambda: amp.stats().waiting == 60)
         cancelled = set(range(0, 60, 2))
         for i in cancelled:
             waiters[i].cancel()

@@ -83,7 +83,7 @@ async def test_memory_stays_flat_when_a_producer_outruns_a_stalled_server(
 
                 task = asyncio.ensure_future(producer())
                 await asyncio.wait_for(blocked.wait(), 10)
-                await wait_until(lambda: len(amp._space_waiters) == 1)
+                await wait_until(lambda: amp.stats().waiting == 1)
                 most_queued = amp.stats().queued
             else:
                 for i in range(QUEUE_MAX, QUEUE_MAX + total):
@@ -153,7 +153,7 @@ async def test_throttle_map_and_lanes_stay_bounded_under_429s_naming_new_identit
         for i in range(1000):
             receipts.append(await amp.identify(make(i)))
             most_throttled = max(most_throttled, amp.stats().throttled_identities)
-            most_lanes = max(most_lanes, amp._acc.lanes)
+            most_lanes = max(most_lanes, amp.stats().identities)
             if i % 50 == 0:
                 await asyncio.sleep(0.005)
 

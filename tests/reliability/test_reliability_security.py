@@ -113,13 +113,15 @@ async def test_https_is_the_default_and_certificates_are_verified() -> None:
         amp = AmplitudeClient(KEY, server_zone=zone)  # type: ignore[arg-type]
         assert repr(amp).startswith(f"AmplitudeClient(server_url='https://{host}/identify'")
     assert ProfileClient(SECRET).server_url.startswith("https://profile-api.amplitude.com/")
-    async with AmplitudeClient(KEY) as amp:
-        session = amp._session
-        assert session is not None
-        connector = session.connector
+    # The client's default transport is an AiohttpTransport: its session verifies.
+    transport = aa.AiohttpTransport()
+    try:
+        connector = transport.session.connector
         assert isinstance(connector, aiohttp.TCPConnector)
         # aiohttp's default: verify certificates with the system's CAs (ssl=True).
         assert connector._ssl is True
+    finally:
+        await transport.aclose()
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 import amplitude_async as aa
 from amplitude_async import AmplitudeClient, Delivered, Failed, FailureReason, Identify
 from amplitude_async.emulator import Emulator, Faults
+from amplitude_async.testing import HttpRequest, HttpResponse, MockTransport
 
 from ..conftest import fast_config
 from .harness import KEY, SECRET, Workload, applied_seqs, build, wait_until
@@ -291,35 +292,23 @@ async def test_a_failed_background_task_refuses_intake_and_aclose_fails_the_rest
     """A bug in the pipeline must be loud, not a client that queues forever: intake is
     refused with the cause attached, a waiting flush() raises, and aclose() fails what
     is queued with reason shutdown, then raises the bug."""
-    async with Emulator(api_keys=[KEY], secret_key=SECRET, eps_threshold=None) as emu:
-        amp = AmplitudeClient(KEY, server_url=emu.identify_url, config=fast_config())
 
-        class BrokenAccumulator:
-            # A stand-in, not a patched method: a compiled (mypyc) class's methods cannot
-            # be replaced on an instance, and this test runs against both builds.
-            def __init__(self, real: Any) -> None:
-                self._real = real
+    def broken_transport(request: HttpRequest) -> HttpResponse:
+        raise RuntimeError("a bug in the transport")
 
-            def __getattr__(self, name: str) -> Any:
-                return getattr(self._real, name)
-
-            def take(self, now: float) -> Any:
-                raise RuntimeError("a bug in batch assembly")
-
-        # Before the sender starts: it keeps its own reference to the accumulator.
-        amp._acc = BrokenAccumulator(amp._acc)  # type: ignore[assignment]
-        await amp.__aenter__()
-        receipt = await amp.identify(Identify(user_id="user-00001").set("a", 1))
-        with caplog.at_level(logging.ERROR, logger="amplitude_async"):
-            with pytest.raises(aa.ClientClosed, match="background task failed") as refused:
-                await asyncio.wait_for(amp.flush(), 5)
-            assert "background task failed" in caplog.text
-        assert isinstance(refused.value.__cause__, BaseExceptionGroup)
-        with pytest.raises(aa.ClientClosed, match="background task failed"):
-            await amp.identify(Identify(user_id="user-00002").set("a", 1))
-        with pytest.raises(BaseExceptionGroup) as raised:
-            await asyncio.wait_for(amp.aclose(), 5)
-        assert raised.value.subgroup(RuntimeError) is not None
+    amp = AmplitudeClient(KEY, config=fast_config(), transport=MockTransport(broken_transport))
+    await amp.__aenter__()
+    receipt = await amp.identify(Identify(user_id="user-00001").set("a", 1))
+    with caplog.at_level(logging.ERROR, logger="amplitude_async"):
+        with pytest.raises(aa.ClientClosed, match="background task failed") as refused:
+            await asyncio.wait_for(amp.flush(), 5)
+        assert "background task failed" in caplog.text
+    assert isinstance(refused.value.__cause__, BaseExceptionGroup)
+    with pytest.raises(aa.ClientClosed, match="background task failed"):
+        await amp.identify(Identify(user_id="user-00002").set("a", 1))
+    with pytest.raises(BaseExceptionGroup) as raised:
+        await asyncio.wait_for(amp.aclose(), 5)
+    assert raised.value.subgroup(RuntimeError) is not None
     assert amp.closed
     outcome = receipt.outcome
     assert isinstance(outcome, Failed) and outcome.reason is FailureReason.SHUTDOWN
