@@ -285,6 +285,10 @@ class ProfileStatistics:
     cache_misses: int
 
 
+#: The least time, seconds, worth starting a retry with (or ``timeout``, if shorter).
+_MIN_ATTEMPT = 0.05
+
+
 class ProfileClient:
     """Typed client of Amplitude's User Profile API (see the module docstring).
 
@@ -604,7 +608,9 @@ class ProfileClient:
                 raise ClientClosed("ProfileClient closed during a lookup") from error
             attempt += 1
             delay = backoff_delay(attempt, base=self._retry_base, cap=self._retry_cap)
-            if clock.now() + delay >= deadline:
+            # A retry needs time for an answer: one squeezed into the last milliseconds
+            # would only time out and hide the real error behind a RequestTimeout.
+            if clock.now() + delay + min(self._timeout, _MIN_ATTEMPT) >= deadline:
                 raise error
             self._retries += 1
             log.debug(
