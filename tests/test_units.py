@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import amplitude_async as aa
 from amplitude_async._backoff import backoff_delay
-from amplitude_async._encode import BatchEncoder, form_escape
+from amplitude_async._encode import _PASSES, BatchEncoder, form_escape
 from amplitude_async._http import HttpResponse
 from amplitude_async._response import VerdictKind, classify
 
@@ -78,28 +78,56 @@ def test_backoff_is_full_jitter_capped_and_overflow_safe() -> None:
     assert backoff_delay(1, base=0.5, cap=30, retry_after=7, rand=lambda: 0.5) == 7
 
 
-@given(
-    data=st.one_of(
-        st.binary(max_size=300),
-        st.text(max_size=300).map(str.encode),
-        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)).map(str.encode),
+def _form_decoded(escaped: bytes) -> bytes:
+    """What a form decoder makes of ``identification=<escaped>``: the one value, bytes."""
+    pairs = urllib.parse.parse_qsl(
+        "identification=" + escaped.decode("ascii"),
+        keep_blank_values=True,
+        strict_parsing=True,
+        encoding="latin-1",
     )
+    assert len(pairs) == 1 and pairs[0][0] == "identification"
+    return pairs[0][1].encode("latin-1")
+
+
+_FORM_SAMPLES = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(str.encode),
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)).map(str.encode),
+    st.text(alphabet="%&+=; {}\"',:[]$#?/").map(str.encode),
 )
-def test_form_escape_matches_quote_plus(data: bytes) -> None:
-    assert form_escape(data) == urllib.parse.quote_plus(data, safe="~").encode()
+
+
+@given(data=_FORM_SAMPLES)
+def test_form_escape_round_trips_through_a_form_decoder(data: bytes) -> None:
+    escaped = form_escape(data)
+    assert _form_decoded(escaped) == data
+    # Printable ASCII only, none of the bytes a decoder gives a meaning to unescaped.
+    assert all(0x21 <= b <= 0x7E for b in escaped)
+    assert not set(escaped.replace(b"%25", b"").replace(b"%2B", b"")) & set(b"&;=")
+    # Exactly the size BatchEncoder.item_size() predicts.
+    assert len(escaped) == BatchEncoder("k", "form").item_size(data)
 
 
 @pytest.mark.parametrize(
     "data",
     [
         bytes(range(256)) * 2,  # every byte: the translate path
-        '{"city":"Zürich","n":"%41 + b&c=d"}'.encode(),  # few distinct non-ASCII bytes
+        '{"city":"Zürich","n":"%41 + b&c=d;e"}'.encode(),  # few distinct bytes to escape
         "東京 😀 Ünïcödé".encode() * 3,
         b"",
     ],
 )
-def test_form_escape_both_paths_match_quote_plus(data: bytes) -> None:
-    assert form_escape(data) == urllib.parse.quote_plus(data, safe="~").encode()
+def test_form_escape_both_paths_round_trip(data: bytes) -> None:
+    assert _form_decoded(form_escape(data)) == data
+    assert form_escape(data) == urllib.parse.quote_plus(data, safe=_PASSES).encode()
+
+
+def test_json_punctuation_passes_unescaped_as_in_the_identify_api_example() -> None:
+    # The Identify API docs send `identification=[{"user_id":...}]` with curl --data,
+    # unescaped; a usual body needs no work at all.
+    item = b'[{"user_id":"user-1","user_properties":{"$set":{"plan":"pro"}}}]'
+    assert form_escape(item) is item
 
 
 def test_form_body_is_exactly_what_the_identify_api_documents() -> None:
