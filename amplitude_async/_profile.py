@@ -10,15 +10,14 @@
 States: unopened -> open (``async with`` / ``__aenter__``) -> closed (``aclose``). A call
 before opening raises :class:`ClientNotStarted`, after closing :class:`ClientClosed`.
 
-Errors, decided from the answer (see :meth:`ProfileClient._answer`):
-
-- ``{"error": "User id and device id not seen before"}``, whatever the status: UserNotFound
-- 401: AuthenticationError with Amplitude's text ("Invalid Api-Key", ...), never the key
-- 429: RateLimited with ``retry_after`` from the Retry-After header; not retried by
-  ``get`` (the caller's hot path decides), while ``get_many`` pauses its pacer for it
-- 400: BadRequest with the server's message
-- 5xx and TransportError: retried with full-jitter backoff until ``retry_deadline``
-- bad parameters: BadRequest with ``status=None``, raised before any request
+This module is the client: its lifecycle, the lookups, the cache, the pacer and the
+retries. The query string is built and checked in ``_profile_query`` (bad parameters:
+BadRequest with ``status=None``, raised before any request); an answer is read and
+mapped to a profile or an error in ``_profile_answer`` (UserNotFound, 401
+AuthenticationError, 429 RateLimited, 400 BadRequest, 5xx ServerError). Of those, 5xx
+and TransportError are retried with full-jitter backoff until ``retry_deadline``; a 429
+is not retried by ``get`` (the caller's hot path decides), while ``get_many`` pauses its
+pacer for it.
 
 The secret key is kept in a :class:`_Secret` whose repr hides it; it goes out only in the
 ``Authorization`` header to ``server_url``, and redirects are never followed (so it
@@ -33,18 +32,15 @@ import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self, TypedDict, Unpack
+from typing import TYPE_CHECKING, Literal, Self, Unpack
 from urllib.parse import urlsplit
 
 import aiohttp
-import msgspec
 
 from ._backoff import backoff_delay
 from ._clock import Clock, SystemClock
 from ._errors import (
     AmplitudeError,
-    APIStatusError,
-    AuthenticationError,
     BadRequest,
     ClientClosed,
     ClientNotStarted,
@@ -53,12 +49,21 @@ from ._errors import (
     RateLimited,
     ServerError,
     TransportError,
-    UserNotFound,
 )
-from ._http import HttpResponse, caller_session, new_session, send
-from ._jsonguard import ANSWER_NESTING_MAX, decode_or_none, too_deep
+from ._http import caller_session, new_session, send
 from ._logfields import fields
-from ._profile_models import UserProfile, decode_envelope
+from ._profile_answer import PROFILE_ANSWER_MAX_BYTES, answer
+from ._profile_models import UserProfile
+from ._profile_query import (
+    IdKind,
+    Params,
+    ProfileOptions,
+    PropensityType,
+    RecType,
+    id_param,
+    lookup_id,
+    options_params,
+)
 from ._ratelimit import RateLimiter
 from ._scrub import Scrubber
 from ._telemetry import Telemetry
@@ -68,170 +73,14 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = [
-    "DEFAULT_PROFILE_URL",
-    "IdKind",
-    "ProfileClient",
-    "ProfileOptions",
-    "ProfileResult",
-    "ProfileStatistics",
-    "PropensityType",
-    "RecType",
-]
+__all__ = ["DEFAULT_PROFILE_URL", "ProfileClient", "ProfileResult", "ProfileStatistics"]
 
 DEFAULT_PROFILE_URL = "https://profile-api.amplitude.com/v1/userprofile"
-NOT_SEEN_BEFORE = "User id and device id not seen before"
 # Pause for get_many's pacer after a 429 that did not say how long to wait.
 _DEFAULT_429_HOLD = 1.0
-#: Bytes of a profile answer read, at most (after decompression): a larger answer is an
-#: APIStatusError, not a profile. Profiles with every part asked for are far smaller.
-PROFILE_ANSWER_MAX_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger("amplitude_async.profile")
 
-
-# --- the query string ----------------------------------------------------------
-# Every mistake Amplitude would answer with a 400 (or silently ignore) is raised here as
-# BadRequest(status=None), so a bad call costs no request and no share of the rate limit.
-
-IdKind = Literal["user_id", "device_id"]
-RecType = Literal["model", "random"]
-PropensityType = Literal["score", "pct"]
-
-Params = tuple[tuple[str, str], ...]
-
-
-class ProfileOptions(TypedDict, total=False):
-    """What to ask for besides the ids; the keyword arguments of ``get``/``get_many``.
-
-    Flags left at None are not sent. An option of a part asks for that part:
-    ``rec_id``/``rec_type``/``limit`` send ``get_recs=true``, ``comp_id`` sends
-    ``get_computations=true``, ``prediction_id``/``propensity_type`` send
-    ``get_propensity=true``; giving one with its flag set to False is a BadRequest.
-    Amplitude requires ``rec_id`` with recommendations, and ``prediction_id`` and
-    ``propensity_type`` with propensity. ``rec_id`` may be a list (sent comma-joined).
-    """
-
-    amp_props: bool | None
-    cohort_ids: bool | None
-    computations: bool | None
-    comp_id: str | None
-    recommendations: bool | None
-    rec_id: str | Sequence[str] | None
-    rec_type: RecType | None
-    limit: int | None
-    propensity: bool | None
-    prediction_id: str | None
-    propensity_type: PropensityType | None
-
-
-def id_param(kind: str, value: object) -> tuple[str, str]:
-    """``("user_id", value)`` or ``("device_id", value)``, or :class:`BadRequest`."""
-    if kind not in ("user_id", "device_id"):
-        raise BadRequest(f"ids must be looked up by 'user_id' or 'device_id', not {kind!r}")
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{kind} must be a non-empty string, got {type(value).__name__}")
-    return (kind, value)
-
-
-def options_params(
-    *,
-    amp_props: bool | None = None,
-    cohort_ids: bool | None = None,
-    computations: bool | None = None,
-    comp_id: str | None = None,
-    recommendations: bool | None = None,
-    rec_id: str | Sequence[str] | None = None,
-    rec_type: RecType | None = None,
-    limit: int | None = None,
-    propensity: bool | None = None,
-    prediction_id: str | None = None,
-    propensity_type: PropensityType | None = None,
-) -> Params:
-    """The query parameters for these options, in Amplitude's documented order."""
-    out: list[tuple[str, str]] = []
-    _flag(out, "get_amp_props", "amp_props", amp_props)
-    _flag(out, "get_cohort_ids", "cohort_ids", cohort_ids)
-
-    computations = _implied("computations", computations, comp_id=comp_id)
-    _flag(out, "get_computations", "computations", computations)
-    if comp_id is not None:
-        out.append(("comp_id", _text("comp_id", comp_id)))
-
-    recommendations = _implied(
-        "recommendations", recommendations, rec_id=rec_id, rec_type=rec_type, limit=limit
-    )
-    if recommendations and rec_id is None:
-        raise BadRequest("recommendations=True needs rec_id (which recommendations to get)")
-    _flag(out, "get_recs", "recommendations", recommendations)
-    if rec_id is not None:
-        out.append(("rec_id", _rec_ids(rec_id)))
-    if rec_type is not None:
-        out.append(("rec_type", _choice("rec_type", rec_type, ("model", "random"))))
-    if limit is not None:
-        # bool is an int subclass; limit=True is a mistake, not 1.
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise BadRequest(f"limit must be a positive int, got {limit!r}")
-        out.append(("limit", str(limit)))
-
-    propensity = _implied(
-        "propensity", propensity, prediction_id=prediction_id, propensity_type=propensity_type
-    )
-    if propensity and (prediction_id is None or propensity_type is None):
-        raise BadRequest("propensity=True needs prediction_id and propensity_type")
-    _flag(out, "get_propensity", "propensity", propensity)
-    if prediction_id is not None:
-        out.append(("prediction_id", _text("prediction_id", prediction_id)))
-    if propensity_type is not None:
-        out.append(
-            ("propensity_type", _choice("propensity_type", propensity_type, ("score", "pct")))
-        )
-    return tuple(out)
-
-
-def _flag(out: list[tuple[str, str]], param: str, name: str, value: bool | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, bool):
-        raise BadRequest(f"{name} must be True, False or None, got {type(value).__name__}")
-    # Amplitude reads lowercase "true"/"false", not Python's "True".
-    out.append((param, "true" if value else "false"))
-
-
-def _implied(name: str, flag: bool | None, **options: object) -> bool | None:
-    given = [key for key, value in options.items() if value is not None]
-    if not given:
-        return flag
-    if flag is False:
-        raise BadRequest(f"{', '.join(given)} given but {name}=False")
-    return True
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{name} must be a non-empty string")
-    return value
-
-
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise BadRequest(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return str(value)
-
-
-def _rec_ids(rec_id: str | Sequence[str]) -> str:
-    ids = [rec_id] if isinstance(rec_id, str) else list(rec_id)
-    if not ids:
-        raise BadRequest("rec_id must name at least one recommendation")
-    for one in ids:
-        _text("rec_id", one)
-        if "," in one:
-            # The list is sent comma-separated; a comma inside an id would split it.
-            raise BadRequest(f"rec_id {one!r} contains a comma")
-    return ",".join(ids)
-
-
-# --- the client --------------------------------------------------------------------
 
 _State = Literal["unopened", "open", "closed"]
 
@@ -457,13 +306,7 @@ class ProfileClient:
         see :class:`ProfileOptions`. Raises BadRequest before sending if the arguments
         cannot work, else the mapped error of the answer (module docstring).
         """
-        if (user_id is None) == (device_id is None):
-            raise BadRequest("give exactly one of user_id and device_id")
-        ident = (
-            id_param("user_id", user_id)
-            if user_id is not None
-            else id_param("device_id", device_id)
-        )
+        ident = lookup_id(user_id, device_id)
         options = options_params(
             amp_props=amp_props,
             cohort_ids=cohort_ids,
@@ -601,7 +444,7 @@ class ProfileClient:
                         scrub=self._secret.scrub,
                     )
                     request.status = response.status
-                return self._answer(response)
+                return answer(response, self._secret.scrub)
             except (ServerError, TransportError) as exc:
                 error: AmplitudeError = exc
             if self._state != "open":
@@ -629,76 +472,6 @@ class ProfileClient:
             await clock.wait(self._closing, clock.now() + delay)
             if self._closing.is_set():
                 raise ClientClosed("ProfileClient closed while waiting to retry") from error
-
-    def _answer(self, response: HttpResponse) -> UserProfile:
-        """The profile in a response, or the error it stands for."""
-        status = response.status
-        if 200 <= status < 300:
-            if response.truncated:
-                raise APIStatusError(
-                    f"profile API answered {status} with a body of more than "
-                    f"{PROFILE_ANSWER_MAX_BYTES} bytes (or in an unreadable encoding); "
-                    "not read",
-                    status=status,
-                )
-            if too_deep(response.body, ANSWER_NESTING_MAX):
-                raise APIStatusError(
-                    f"profile API answered {status} with a body that is not a profile: "
-                    f"nested more than {ANSWER_NESTING_MAX} deep",
-                    status=status,
-                )
-            try:
-                profile, error = decode_envelope(response.body)
-            # RecursionError: hostile input on a stack that was already deep.
-            except (msgspec.DecodeError, RecursionError) as exc:
-                raise APIStatusError(
-                    f"profile API answered {status} with a body that is not a profile: {exc}",
-                    status=status,
-                ) from None
-            if error is not None and _is_not_found(error):
-                raise UserNotFound(NOT_SEEN_BEFORE, status=status)
-            if profile is not None:
-                return profile
-            raise APIStatusError(
-                self._secret.scrub.cut(error or "profile API answered without userData", 500),
-                status=status,
-            )
-        message = _error_message(response, self._secret.scrub)
-        if _is_not_found(message):
-            raise UserNotFound(NOT_SEEN_BEFORE, status=status)
-        if status == 401:
-            raise AuthenticationError(message, status=status)
-        if status == 429:
-            raise RateLimited(message, status=status, retry_after=response.retry_after())
-        if status == 400:
-            raise BadRequest(message, status=status)
-        if status >= 500:
-            raise ServerError(message, status=status)
-        raise APIStatusError(message, status=status)
-
-
-class _ErrorBody(msgspec.Struct):
-    error: str | None = None
-
-
-_error_decoder = msgspec.json.Decoder(_ErrorBody)
-
-
-def _error_message(response: HttpResponse, scrub: Scrubber) -> str:
-    """Amplitude's ``{"error": ...}`` text if the body has one, else the plain body;
-    scrubbed before it is cut to 500 characters (a key cut in two would escape)."""
-    body = response.body
-    if body[:1] == b"{":
-        parsed = decode_or_none(_error_decoder.decode, body, ANSWER_NESTING_MAX)
-        error = parsed.error if parsed is not None else None
-        if error:
-            return scrub.cut(error, 500)
-    text = scrub.cut(response.text().strip(), 500)
-    return text or f"HTTP {response.status}"
-
-
-def _is_not_found(message: str) -> bool:
-    return message.strip().lower() == NOT_SEEN_BEFORE.lower()
 
 
 async def _aiter(ids: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
