@@ -11,15 +11,16 @@ States: unopened -> open (``async with`` / ``__aenter__``) -> closed (``aclose``
 before opening raises :class:`ClientNotStarted`, after closing :class:`ClientClosed`.
 
 This module is the client: its lifecycle, the lookups, the cache, the pacer and the
-retries. The query string is built and checked in ``_profile_query`` (bad parameters:
-BadRequest with ``status=None``, raised before any request); an answer is read and
-mapped to a profile or an error in ``_profile_answer`` (UserNotFound, 401
-AuthenticationError, 429 RateLimited, 400 BadRequest, 5xx ServerError). Of those, 5xx
-and TransportError are retried with full-jitter backoff until ``retry_deadline``; a 429
-is not retried by ``get`` (the caller's hot path decides), while ``get_many`` pauses its
+retries. Its parts: ``_profile_config`` checks the settings and holds the secret key;
+``_profile_query`` builds and checks the query string (bad parameters: BadRequest with
+``status=None``, raised before any request); ``_profile_answer`` maps an answer to a
+profile or an error (UserNotFound, 401 AuthenticationError, 429 RateLimited, 400
+BadRequest, 5xx ServerError); ``_as_completed`` runs ``get_many``'s lookups. 5xx and
+TransportError are retried with full-jitter backoff until ``retry_deadline``; a 429 is
+not retried by ``get`` (the caller's hot path decides), while ``get_many`` pauses its
 pacer for it.
 
-The secret key is kept in a :class:`_Secret` whose repr hides it; it goes out only in the
+The secret key's holder (``Secret``) hides it from reprs; it goes out only in the
 ``Authorization`` header to ``server_url``, and redirects are never followed (so it
 cannot be forwarded to another host).
 """
@@ -28,15 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self, Unpack
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from ._as_completed import bounded_as_completed
 from ._backoff import backoff_delay
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -53,6 +54,7 @@ from ._errors import (
 from ._http import caller_session, new_session, send
 from ._logfields import fields
 from ._profile_answer import PROFILE_ANSWER_MAX_BYTES, answer
+from ._profile_config import ProfileConfig, Secret
 from ._profile_models import UserProfile
 from ._profile_query import (
     IdKind,
@@ -65,7 +67,6 @@ from ._profile_query import (
     options_params,
 )
 from ._ratelimit import RateLimiter
-from ._scrub import Scrubber
 from ._telemetry import Telemetry
 from ._ttlcache import TTLCache
 
@@ -73,9 +74,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["DEFAULT_PROFILE_URL", "ProfileClient", "ProfileResult", "ProfileStatistics"]
+__all__ = ["ProfileClient", "ProfileResult", "ProfileStatistics"]
 
-DEFAULT_PROFILE_URL = "https://profile-api.amplitude.com/v1/userprofile"
 # Pause for get_many's pacer after a 429 that did not say how long to wait.
 _DEFAULT_429_HOLD = 1.0
 
@@ -83,25 +83,6 @@ log = logging.getLogger("amplitude_async.profile")
 
 
 _State = Literal["unopened", "open", "closed"]
-
-
-class _Secret:
-    """Holds the secret key; its repr and str never show it."""
-
-    __slots__ = ("_headers", "scrub")
-
-    def __init__(self, value: str) -> None:
-        self._headers = {"Authorization": f"Api-Key {value}", "Accept": "application/json"}
-        #: Cuts the key, in any spelling, out of a text (in case a server echoes it).
-        self.scrub = Scrubber(value)
-
-    def headers(self) -> dict[str, str]:
-        return self._headers
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,30 +157,15 @@ class ProfileClient:
         tracer_provider: TracerProvider | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if not isinstance(secret_key, str) or not secret_key.strip():
-            raise ConfigurationError("secret_key must be a non-empty string")
-        if any(c.isspace() for c in secret_key):
-            # A header value with whitespace or newlines is either a paste error or an
-            # injection; the message must not echo the key.
-            raise ConfigurationError("secret_key must not contain whitespace")
-        self._secret = _Secret(secret_key)
-        self._url = _check_url(server_url if server_url is not None else DEFAULT_PROFILE_URL)
-        for name, value in (
-            ("timeout", timeout),
-            ("retry_base", retry_base),
-            ("retry_cap", retry_cap),
-            ("retry_deadline", retry_deadline),
-        ):
-            _positive_seconds(name, value)
-        if not isinstance(max_connections, int) or max_connections < 1:
-            raise ConfigurationError(
-                f"max_connections must be a positive int, got {max_connections!r}"
-            )
-        self._timeout = float(timeout)
-        self._retry_base = float(retry_base)
-        self._retry_cap = float(retry_cap)
-        self._retry_deadline = float(retry_deadline)
-        self._max_connections = max_connections
+        self._secret = Secret(secret_key)
+        self._config = config = ProfileConfig.checked(
+            server_url=server_url,
+            timeout=timeout,
+            retry_base=retry_base,
+            retry_cap=retry_cap,
+            retry_deadline=retry_deadline,
+            max_connections=max_connections,
+        )
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._pacer = (
             None
@@ -220,7 +186,7 @@ class ProfileClient:
         self._requests = 0
         self._retries = 0
         self._telemetry = Telemetry.create(
-            "profile", self._url, meter_provider=meter_provider, tracer_provider=tracer_provider
+            "profile", config.url, meter_provider=meter_provider, tracer_provider=tracer_provider
         )
 
     # -- state ----------------------------------------------------------------------
@@ -231,15 +197,16 @@ class ProfileClient:
 
     @property
     def server_url(self) -> str:
-        return self._url
+        return self._config.url
 
     async def __aenter__(self) -> Self:
         if self._state == "open":
             raise ClientStateError("ProfileClient is already open")
         if self._state == "closed":
             raise ClientClosed("ProfileClient was closed; create a new one")
+        config = self._config
         self._session = self._caller_session or new_session(
-            max_connections=self._max_connections, timeout=self._timeout, url=self._url
+            max_connections=config.max_connections, timeout=config.timeout, url=config.url
         )
         self._state = "open"
         return self
@@ -279,7 +246,7 @@ class ProfileClient:
         )
 
     def __repr__(self) -> str:
-        return f"ProfileClient(server_url={self._url!r}, state={self._state!r})"
+        return f"ProfileClient(server_url={self._config.url!r}, state={self._state!r})"
 
     # -- lookups --------------------------------------------------------------------
 
@@ -345,48 +312,9 @@ class ProfileClient:
             raise ConfigurationError(f"concurrency must be a positive int, got {concurrency!r}")
         params = options_params(**options)
         self._open_session()
-        return self._run_many(ids, by, concurrency, params)
+        return bounded_as_completed(ids, partial(self._one, by=by, options=params), concurrency)
 
-    async def _run_many(
-        self,
-        ids: Iterable[str] | AsyncIterable[str],
-        by: IdKind,
-        concurrency: int,
-        options: Params,
-    ) -> AsyncIterator[ProfileResult]:
-        # The generator owns its tasks: none outlives it (the finally cancels and awaits
-        # them), and no task group spans a yield. Finished tasks arrive through a queue
-        # (at most `concurrency` long), so each completion costs O(1), unlike
-        # asyncio.wait(), which re-registers on every pending task each time.
-        source = _aiter(ids)
-        pending: set[asyncio.Task[ProfileResult]] = set()
-        finished: asyncio.Queue[asyncio.Task[ProfileResult]] = asyncio.Queue()
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(pending) < concurrency:
-                    try:
-                        one = await anext(source)
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    task = asyncio.create_task(self._one(one, by, options))
-                    task.add_done_callback(finished.put_nowait)
-                    pending.add(task)
-                if not pending:
-                    return
-                task = await finished.get()
-                pending.discard(task)
-                yield task.result()
-        finally:
-            # Not yet yielded: cancel the running ones, and retrieve all their outcomes
-            # so that no exception goes unretrieved.
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _one(self, value: str, by: IdKind, options: Params) -> ProfileResult:
+    async def _one(self, value: str, *, by: IdKind, options: Params) -> ProfileResult:
         try:
             profile = await self._lookup(id_param(by, value), options, pacer=self._pacer)
         except ClientStateError:
@@ -420,7 +348,7 @@ class ProfileClient:
 
     async def _fetch(self, params: dict[str, str], pacer: RateLimiter | None) -> UserProfile:
         """One lookup with its retries, under one deadline."""
-        clock = self._clock
+        clock, config = self._clock, self._config
         deadline: float | None = None
         attempt = 0
         while True:
@@ -429,17 +357,17 @@ class ProfileClient:
             session = self._open_session()
             now = clock.now()
             if deadline is None:
-                deadline = now + self._retry_deadline
+                deadline = now + config.retry_deadline
             self._requests += 1
             try:
                 with self._telemetry.request(resend_count=attempt) as request:
                     response = await send(
                         session,
                         "GET",
-                        self._url,
+                        config.url,
                         params=params,
                         headers=self._secret.headers(),
-                        timeout=min(self._timeout, max(deadline - now, 0.001)),
+                        timeout=min(config.timeout, max(deadline - now, 0.001)),
                         max_body=PROFILE_ANSWER_MAX_BYTES,
                         scrub=self._secret.scrub,
                     )
@@ -450,10 +378,10 @@ class ProfileClient:
             if self._state != "open":
                 raise ClientClosed("ProfileClient closed during a lookup") from error
             attempt += 1
-            delay = backoff_delay(attempt, base=self._retry_base, cap=self._retry_cap)
+            delay = backoff_delay(attempt, base=config.retry_base, cap=config.retry_cap)
             # A retry needs time for an answer: one squeezed into the last milliseconds
             # would only time out and hide the real error behind a RequestTimeout.
-            if clock.now() + delay + min(self._timeout, _MIN_ATTEMPT) >= deadline:
+            if clock.now() + delay + min(config.timeout, _MIN_ATTEMPT) >= deadline:
                 raise error
             self._retries += 1
             log.debug(
@@ -472,31 +400,3 @@ class ProfileClient:
             await clock.wait(self._closing, clock.now() + delay)
             if self._closing.is_set():
                 raise ClientClosed("ProfileClient closed while waiting to retry") from error
-
-
-async def _aiter(ids: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
-    if isinstance(ids, AsyncIterable):
-        async for one in ids:
-            yield one
-    else:
-        for one in ids:
-            yield one
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError("server_url must be an http(s) URL with a host")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigurationError("server_url must not carry credentials, a query or a fragment")
-    return url
-
-
-def _positive_seconds(name: str, value: object) -> None:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
