@@ -13,7 +13,14 @@ generator when that task's turn comes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from typing import Any, TypeVar
 
 __all__ = ["bounded_as_completed"]
@@ -26,7 +33,7 @@ async def bounded_as_completed(
     items: Iterable[T] | AsyncIterable[T],
     run: Callable[[T], Coroutine[Any, Any, R]],
     concurrency: int,
-) -> AsyncIterator[R]:
+) -> AsyncGenerator[R, None]:
     """``run(item)`` for every item, ``concurrency`` at most at a time; each result as
     its task ends."""
     # Finished tasks arrive through a queue (at most `concurrency` long), so each

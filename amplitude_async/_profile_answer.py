@@ -22,7 +22,6 @@ from __future__ import annotations
 import msgspec
 
 from ._errors import (
-    AmplitudeError,
     APIStatusError,
     AuthenticationError,
     BadRequest,
@@ -81,7 +80,7 @@ def answer(response: HttpResponse, scrub: Scrubber) -> UserProfile:
     )
 
 
-def status_error(response: HttpResponse, scrub: Scrubber) -> AmplitudeError:
+def status_error(response: HttpResponse, scrub: Scrubber) -> APIStatusError:
     """The error a response that is not a 2xx stands for (see the module docstring)."""
     status = response.status
     message = _error_message(response, scrub)
