@@ -41,8 +41,9 @@ if typing.TYPE_CHECKING:
     )
     from ._identify import Identify
     from ._outcome import Delivered, Failed, FailureReason, Outcome, Receipt
-    from ._profile import ProfileClient, ProfileOptions, ProfileResult, ProfileStatistics
+    from ._profile import ProfileClient, ProfileResult, ProfileStatistics
     from ._profile_models import Propensity, Recommendation, UserProfile
+    from ._profile_query import ProfileOptions
     from ._stats import ClientStats
     from ._transport import AiohttpTransport, AsyncTransport, HttpRequest, HttpResponse
 
@@ -123,10 +124,9 @@ _HOMES = {
     ),
     "Identify": "._identify",
     **dict.fromkeys(("Delivered", "Failed", "FailureReason", "Outcome", "Receipt"), "._outcome"),
-    **dict.fromkeys(
-        ("ProfileClient", "ProfileOptions", "ProfileResult", "ProfileStatistics"), "._profile"
-    ),
+    **dict.fromkeys(("ProfileClient", "ProfileResult", "ProfileStatistics"), "._profile"),
     **dict.fromkeys(("Propensity", "Recommendation", "UserProfile"), "._profile_models"),
+    "ProfileOptions": "._profile_query",
     "ClientStats": "._stats",
     **dict.fromkeys(
         ("AiohttpTransport", "AsyncTransport", "HttpRequest", "HttpResponse"), "._transport"

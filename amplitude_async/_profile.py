@@ -10,17 +10,17 @@
 States: unopened -> open (``async with`` / ``__aenter__``) -> closed (``aclose``). A call
 before opening raises :class:`ClientNotStarted`, after closing :class:`ClientClosed`.
 
-Errors, decided from the answer (see :meth:`ProfileClient._answer`):
+This module is the client: its lifecycle, the lookups, the cache, the pacer and the
+retries. Its parts: ``_profile_config`` checks the settings and holds the secret key;
+``_profile_query`` builds and checks the query string (bad parameters: BadRequest with
+``status=None``, raised before any request); ``_profile_answer`` maps an answer to a
+profile or an error (UserNotFound, 401 AuthenticationError, 429 RateLimited, 400
+BadRequest, 5xx ServerError); ``_as_completed`` runs ``get_many``'s lookups. 5xx and
+TransportError are retried with full-jitter backoff until ``retry_deadline``; a 429 is
+not retried by ``get`` (the caller's hot path decides), while ``get_many`` pauses its
+pacer for it.
 
-- ``{"error": "User id and device id not seen before"}``, whatever the status: UserNotFound
-- 401: AuthenticationError with Amplitude's text ("Invalid Api-Key", ...), never the key
-- 429: RateLimited with ``retry_after`` from the Retry-After header; not retried by
-  ``get`` (the caller's hot path decides), while ``get_many`` pauses its pacer for it
-- 400: BadRequest with the server's message
-- 5xx and TransportError: retried with full-jitter backoff until ``retry_deadline``
-- bad parameters: BadRequest with ``status=None``, raised before any request
-
-The secret key is kept in a :class:`_Secret` whose repr hides it; it goes out only in the
+The secret key's holder (``Secret``) hides it from reprs; it goes out only in the
 ``Authorization`` header to ``server_url``, and redirects are never followed (so it
 cannot be forwarded to another host).
 """
@@ -29,22 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self, TypedDict, Unpack
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal, Self, Unpack
 
 import aiohttp
-import msgspec
 
+from ._as_completed import bounded_as_completed
 from ._backoff import backoff_delay
 from ._clock import Clock, SystemClock
 from ._errors import (
     AmplitudeError,
-    APIStatusError,
-    AuthenticationError,
     BadRequest,
     ClientClosed,
     ClientNotStarted,
@@ -53,14 +50,23 @@ from ._errors import (
     RateLimited,
     ServerError,
     TransportError,
-    UserNotFound,
 )
-from ._http import HttpResponse, caller_session, new_session, send
-from ._jsonguard import ANSWER_NESTING_MAX, decode_or_none, too_deep
+from ._http import caller_session, new_session, send
 from ._logfields import fields
-from ._profile_models import UserProfile, decode_envelope
+from ._profile_answer import PROFILE_ANSWER_MAX_BYTES, answer
+from ._profile_config import ProfileConfig, Secret
+from ._profile_models import UserProfile
+from ._profile_query import (
+    IdKind,
+    Params,
+    ProfileOptions,
+    PropensityType,
+    RecType,
+    id_param,
+    lookup_id,
+    options_params,
+)
 from ._ratelimit import RateLimiter
-from ._scrub import Scrubber
 from ._telemetry import Telemetry
 from ._ttlcache import TTLCache
 
@@ -68,191 +74,15 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = [
-    "DEFAULT_PROFILE_URL",
-    "IdKind",
-    "ProfileClient",
-    "ProfileOptions",
-    "ProfileResult",
-    "ProfileStatistics",
-    "PropensityType",
-    "RecType",
-]
+__all__ = ["ProfileClient", "ProfileResult", "ProfileStatistics"]
 
-DEFAULT_PROFILE_URL = "https://profile-api.amplitude.com/v1/userprofile"
-NOT_SEEN_BEFORE = "User id and device id not seen before"
 # Pause for get_many's pacer after a 429 that did not say how long to wait.
 _DEFAULT_429_HOLD = 1.0
-#: Bytes of a profile answer read, at most (after decompression): a larger answer is an
-#: APIStatusError, not a profile. Profiles with every part asked for are far smaller.
-PROFILE_ANSWER_MAX_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger("amplitude_async.profile")
 
 
-# --- the query string ----------------------------------------------------------
-# Every mistake Amplitude would answer with a 400 (or silently ignore) is raised here as
-# BadRequest(status=None), so a bad call costs no request and no share of the rate limit.
-
-IdKind = Literal["user_id", "device_id"]
-RecType = Literal["model", "random"]
-PropensityType = Literal["score", "pct"]
-
-Params = tuple[tuple[str, str], ...]
-
-
-class ProfileOptions(TypedDict, total=False):
-    """What to ask for besides the ids; the keyword arguments of ``get``/``get_many``.
-
-    Flags left at None are not sent. An option of a part asks for that part:
-    ``rec_id``/``rec_type``/``limit`` send ``get_recs=true``, ``comp_id`` sends
-    ``get_computations=true``, ``prediction_id``/``propensity_type`` send
-    ``get_propensity=true``; giving one with its flag set to False is a BadRequest.
-    Amplitude requires ``rec_id`` with recommendations, and ``prediction_id`` and
-    ``propensity_type`` with propensity. ``rec_id`` may be a list (sent comma-joined).
-    """
-
-    amp_props: bool | None
-    cohort_ids: bool | None
-    computations: bool | None
-    comp_id: str | None
-    recommendations: bool | None
-    rec_id: str | Sequence[str] | None
-    rec_type: RecType | None
-    limit: int | None
-    propensity: bool | None
-    prediction_id: str | None
-    propensity_type: PropensityType | None
-
-
-def id_param(kind: str, value: object) -> tuple[str, str]:
-    """``("user_id", value)`` or ``("device_id", value)``, or :class:`BadRequest`."""
-    if kind not in ("user_id", "device_id"):
-        raise BadRequest(f"ids must be looked up by 'user_id' or 'device_id', not {kind!r}")
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{kind} must be a non-empty string, got {type(value).__name__}")
-    return (kind, value)
-
-
-def options_params(
-    *,
-    amp_props: bool | None = None,
-    cohort_ids: bool | None = None,
-    computations: bool | None = None,
-    comp_id: str | None = None,
-    recommendations: bool | None = None,
-    rec_id: str | Sequence[str] | None = None,
-    rec_type: RecType | None = None,
-    limit: int | None = None,
-    propensity: bool | None = None,
-    prediction_id: str | None = None,
-    propensity_type: PropensityType | None = None,
-) -> Params:
-    """The query parameters for these options, in Amplitude's documented order."""
-    out: list[tuple[str, str]] = []
-    _flag(out, "get_amp_props", "amp_props", amp_props)
-    _flag(out, "get_cohort_ids", "cohort_ids", cohort_ids)
-
-    computations = _implied("computations", computations, comp_id=comp_id)
-    _flag(out, "get_computations", "computations", computations)
-    if comp_id is not None:
-        out.append(("comp_id", _text("comp_id", comp_id)))
-
-    recommendations = _implied(
-        "recommendations", recommendations, rec_id=rec_id, rec_type=rec_type, limit=limit
-    )
-    if recommendations and rec_id is None:
-        raise BadRequest("recommendations=True needs rec_id (which recommendations to get)")
-    _flag(out, "get_recs", "recommendations", recommendations)
-    if rec_id is not None:
-        out.append(("rec_id", _rec_ids(rec_id)))
-    if rec_type is not None:
-        out.append(("rec_type", _choice("rec_type", rec_type, ("model", "random"))))
-    if limit is not None:
-        # bool is an int subclass; limit=True is a mistake, not 1.
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise BadRequest(f"limit must be a positive int, got {limit!r}")
-        out.append(("limit", str(limit)))
-
-    propensity = _implied(
-        "propensity", propensity, prediction_id=prediction_id, propensity_type=propensity_type
-    )
-    if propensity and (prediction_id is None or propensity_type is None):
-        raise BadRequest("propensity=True needs prediction_id and propensity_type")
-    _flag(out, "get_propensity", "propensity", propensity)
-    if prediction_id is not None:
-        out.append(("prediction_id", _text("prediction_id", prediction_id)))
-    if propensity_type is not None:
-        out.append(
-            ("propensity_type", _choice("propensity_type", propensity_type, ("score", "pct")))
-        )
-    return tuple(out)
-
-
-def _flag(out: list[tuple[str, str]], param: str, name: str, value: bool | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, bool):
-        raise BadRequest(f"{name} must be True, False or None, got {type(value).__name__}")
-    # Amplitude reads lowercase "true"/"false", not Python's "True".
-    out.append((param, "true" if value else "false"))
-
-
-def _implied(name: str, flag: bool | None, **options: object) -> bool | None:
-    given = [key for key, value in options.items() if value is not None]
-    if not given:
-        return flag
-    if flag is False:
-        raise BadRequest(f"{', '.join(given)} given but {name}=False")
-    return True
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{name} must be a non-empty string")
-    return value
-
-
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise BadRequest(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return str(value)
-
-
-def _rec_ids(rec_id: str | Sequence[str]) -> str:
-    ids = [rec_id] if isinstance(rec_id, str) else list(rec_id)
-    if not ids:
-        raise BadRequest("rec_id must name at least one recommendation")
-    for one in ids:
-        _text("rec_id", one)
-        if "," in one:
-            # The list is sent comma-separated; a comma inside an id would split it.
-            raise BadRequest(f"rec_id {one!r} contains a comma")
-    return ",".join(ids)
-
-
-# --- the client --------------------------------------------------------------------
-
 _State = Literal["unopened", "open", "closed"]
-
-
-class _Secret:
-    """Holds the secret key; its repr and str never show it."""
-
-    __slots__ = ("_headers", "scrub")
-
-    def __init__(self, value: str) -> None:
-        self._headers = {"Authorization": f"Api-Key {value}", "Accept": "application/json"}
-        #: Cuts the key, in any spelling, out of a text (in case a server echoes it).
-        self.scrub = Scrubber(value)
-
-    def headers(self) -> dict[str, str]:
-        return self._headers
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,30 +157,15 @@ class ProfileClient:
         tracer_provider: TracerProvider | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if not isinstance(secret_key, str) or not secret_key.strip():
-            raise ConfigurationError("secret_key must be a non-empty string")
-        if any(c.isspace() for c in secret_key):
-            # A header value with whitespace or newlines is either a paste error or an
-            # injection; the message must not echo the key.
-            raise ConfigurationError("secret_key must not contain whitespace")
-        self._secret = _Secret(secret_key)
-        self._url = _check_url(server_url if server_url is not None else DEFAULT_PROFILE_URL)
-        for name, value in (
-            ("timeout", timeout),
-            ("retry_base", retry_base),
-            ("retry_cap", retry_cap),
-            ("retry_deadline", retry_deadline),
-        ):
-            _positive_seconds(name, value)
-        if not isinstance(max_connections, int) or max_connections < 1:
-            raise ConfigurationError(
-                f"max_connections must be a positive int, got {max_connections!r}"
-            )
-        self._timeout = float(timeout)
-        self._retry_base = float(retry_base)
-        self._retry_cap = float(retry_cap)
-        self._retry_deadline = float(retry_deadline)
-        self._max_connections = max_connections
+        self._secret = Secret(secret_key)
+        self._config = config = ProfileConfig.checked(
+            server_url=server_url,
+            timeout=timeout,
+            retry_base=retry_base,
+            retry_cap=retry_cap,
+            retry_deadline=retry_deadline,
+            max_connections=max_connections,
+        )
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._pacer = (
             None
@@ -371,7 +186,7 @@ class ProfileClient:
         self._requests = 0
         self._retries = 0
         self._telemetry = Telemetry.create(
-            "profile", self._url, meter_provider=meter_provider, tracer_provider=tracer_provider
+            "profile", config.url, meter_provider=meter_provider, tracer_provider=tracer_provider
         )
 
     # -- state ----------------------------------------------------------------------
@@ -382,15 +197,16 @@ class ProfileClient:
 
     @property
     def server_url(self) -> str:
-        return self._url
+        return self._config.url
 
     async def __aenter__(self) -> Self:
         if self._state == "open":
             raise ClientStateError("ProfileClient is already open")
         if self._state == "closed":
             raise ClientClosed("ProfileClient was closed; create a new one")
+        config = self._config
         self._session = self._caller_session or new_session(
-            max_connections=self._max_connections, timeout=self._timeout, url=self._url
+            max_connections=config.max_connections, timeout=config.timeout, url=config.url
         )
         self._state = "open"
         return self
@@ -430,7 +246,7 @@ class ProfileClient:
         )
 
     def __repr__(self) -> str:
-        return f"ProfileClient(server_url={self._url!r}, state={self._state!r})"
+        return f"ProfileClient(server_url={self._config.url!r}, state={self._state!r})"
 
     # -- lookups --------------------------------------------------------------------
 
@@ -457,13 +273,7 @@ class ProfileClient:
         see :class:`ProfileOptions`. Raises BadRequest before sending if the arguments
         cannot work, else the mapped error of the answer (module docstring).
         """
-        if (user_id is None) == (device_id is None):
-            raise BadRequest("give exactly one of user_id and device_id")
-        ident = (
-            id_param("user_id", user_id)
-            if user_id is not None
-            else id_param("device_id", device_id)
-        )
+        ident = lookup_id(user_id, device_id)
         options = options_params(
             amp_props=amp_props,
             cohort_ids=cohort_ids,
@@ -502,48 +312,9 @@ class ProfileClient:
             raise ConfigurationError(f"concurrency must be a positive int, got {concurrency!r}")
         params = options_params(**options)
         self._open_session()
-        return self._run_many(ids, by, concurrency, params)
+        return bounded_as_completed(ids, partial(self._one, by=by, options=params), concurrency)
 
-    async def _run_many(
-        self,
-        ids: Iterable[str] | AsyncIterable[str],
-        by: IdKind,
-        concurrency: int,
-        options: Params,
-    ) -> AsyncIterator[ProfileResult]:
-        # The generator owns its tasks: none outlives it (the finally cancels and awaits
-        # them), and no task group spans a yield. Finished tasks arrive through a queue
-        # (at most `concurrency` long), so each completion costs O(1), unlike
-        # asyncio.wait(), which re-registers on every pending task each time.
-        source = _aiter(ids)
-        pending: set[asyncio.Task[ProfileResult]] = set()
-        finished: asyncio.Queue[asyncio.Task[ProfileResult]] = asyncio.Queue()
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(pending) < concurrency:
-                    try:
-                        one = await anext(source)
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    task = asyncio.create_task(self._one(one, by, options))
-                    task.add_done_callback(finished.put_nowait)
-                    pending.add(task)
-                if not pending:
-                    return
-                task = await finished.get()
-                pending.discard(task)
-                yield task.result()
-        finally:
-            # Not yet yielded: cancel the running ones, and retrieve all their outcomes
-            # so that no exception goes unretrieved.
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _one(self, value: str, by: IdKind, options: Params) -> ProfileResult:
+    async def _one(self, value: str, *, by: IdKind, options: Params) -> ProfileResult:
         try:
             profile = await self._lookup(id_param(by, value), options, pacer=self._pacer)
         except ClientStateError:
@@ -577,7 +348,7 @@ class ProfileClient:
 
     async def _fetch(self, params: dict[str, str], pacer: RateLimiter | None) -> UserProfile:
         """One lookup with its retries, under one deadline."""
-        clock = self._clock
+        clock, config = self._clock, self._config
         deadline: float | None = None
         attempt = 0
         while True:
@@ -586,31 +357,31 @@ class ProfileClient:
             session = self._open_session()
             now = clock.now()
             if deadline is None:
-                deadline = now + self._retry_deadline
+                deadline = now + config.retry_deadline
             self._requests += 1
             try:
                 with self._telemetry.request(resend_count=attempt) as request:
                     response = await send(
                         session,
                         "GET",
-                        self._url,
+                        config.url,
                         params=params,
                         headers=self._secret.headers(),
-                        timeout=min(self._timeout, max(deadline - now, 0.001)),
+                        timeout=min(config.timeout, max(deadline - now, 0.001)),
                         max_body=PROFILE_ANSWER_MAX_BYTES,
                         scrub=self._secret.scrub,
                     )
                     request.status = response.status
-                return self._answer(response)
+                return answer(response, self._secret.scrub)
             except (ServerError, TransportError) as exc:
                 error: AmplitudeError = exc
             if self._state != "open":
                 raise ClientClosed("ProfileClient closed during a lookup") from error
             attempt += 1
-            delay = backoff_delay(attempt, base=self._retry_base, cap=self._retry_cap)
+            delay = backoff_delay(attempt, base=config.retry_base, cap=config.retry_cap)
             # A retry needs time for an answer: one squeezed into the last milliseconds
             # would only time out and hide the real error behind a RequestTimeout.
-            if clock.now() + delay + min(self._timeout, _MIN_ATTEMPT) >= deadline:
+            if clock.now() + delay + min(config.timeout, _MIN_ATTEMPT) >= deadline:
                 raise error
             self._retries += 1
             log.debug(
@@ -629,101 +400,3 @@ class ProfileClient:
             await clock.wait(self._closing, clock.now() + delay)
             if self._closing.is_set():
                 raise ClientClosed("ProfileClient closed while waiting to retry") from error
-
-    def _answer(self, response: HttpResponse) -> UserProfile:
-        """The profile in a response, or the error it stands for."""
-        status = response.status
-        if 200 <= status < 300:
-            if response.truncated:
-                raise APIStatusError(
-                    f"profile API answered {status} with a body of more than "
-                    f"{PROFILE_ANSWER_MAX_BYTES} bytes (or in an unreadable encoding); "
-                    "not read",
-                    status=status,
-                )
-            if too_deep(response.body, ANSWER_NESTING_MAX):
-                raise APIStatusError(
-                    f"profile API answered {status} with a body that is not a profile: "
-                    f"nested more than {ANSWER_NESTING_MAX} deep",
-                    status=status,
-                )
-            try:
-                profile, error = decode_envelope(response.body)
-            # RecursionError: hostile input on a stack that was already deep.
-            except (msgspec.DecodeError, RecursionError) as exc:
-                raise APIStatusError(
-                    f"profile API answered {status} with a body that is not a profile: {exc}",
-                    status=status,
-                ) from None
-            if error is not None and _is_not_found(error):
-                raise UserNotFound(NOT_SEEN_BEFORE, status=status)
-            if profile is not None:
-                return profile
-            raise APIStatusError(
-                self._secret.scrub.cut(error or "profile API answered without userData", 500),
-                status=status,
-            )
-        message = _error_message(response, self._secret.scrub)
-        if _is_not_found(message):
-            raise UserNotFound(NOT_SEEN_BEFORE, status=status)
-        if status == 401:
-            raise AuthenticationError(message, status=status)
-        if status == 429:
-            raise RateLimited(message, status=status, retry_after=response.retry_after())
-        if status == 400:
-            raise BadRequest(message, status=status)
-        if status >= 500:
-            raise ServerError(message, status=status)
-        raise APIStatusError(message, status=status)
-
-
-class _ErrorBody(msgspec.Struct):
-    error: str | None = None
-
-
-_error_decoder = msgspec.json.Decoder(_ErrorBody)
-
-
-def _error_message(response: HttpResponse, scrub: Scrubber) -> str:
-    """Amplitude's ``{"error": ...}`` text if the body has one, else the plain body;
-    scrubbed before it is cut to 500 characters (a key cut in two would escape)."""
-    body = response.body
-    if body[:1] == b"{":
-        parsed = decode_or_none(_error_decoder.decode, body, ANSWER_NESTING_MAX)
-        error = parsed.error if parsed is not None else None
-        if error:
-            return scrub.cut(error, 500)
-    text = scrub.cut(response.text().strip(), 500)
-    return text or f"HTTP {response.status}"
-
-
-def _is_not_found(message: str) -> bool:
-    return message.strip().lower() == NOT_SEEN_BEFORE.lower()
-
-
-async def _aiter(ids: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
-    if isinstance(ids, AsyncIterable):
-        async for one in ids:
-            yield one
-    else:
-        for one in ids:
-            yield one
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError("server_url must be an http(s) URL with a host")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigurationError("server_url must not carry credentials, a query or a fragment")
-    return url
-
-
-def _positive_seconds(name: str, value: object) -> None:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")

@@ -5,7 +5,8 @@ requests; everything an answer means is decided here. A 2xx delivers; a 429 hold
 identities it names (the rest go again at once); a 413 splits the batch and shrinks the
 request limits; a 400 is narrowed to the bad identifications (the indices the server
 named, else bisecting); a refused API key fails everything and stops the client;
-anything else is retried with backoff until ``retry_deadline``.
+anything else is retried with backoff until ``retry_deadline`` (what goes back and when
+is decided in ``_retry``).
 
 Units that end without an outcome stay in the batch; the sender puts them back at the
 front of their lanes. :class:`Attempt` carries, across the sub-requests of a split,
@@ -22,19 +23,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from ._backoff import backoff_delay
 from ._batcher import Batch, encode_singles
 from ._clock import Clock
 from ._coalesce import Merged, Unit
 from ._config import ClientConfig
 from ._encode import BatchEncoder
 from ._errors import TransportError
-from ._identify import Identify
 from ._ledger import Ledger, log_failed
 from ._limits import RequestLimits
 from ._logfields import fields
-from ._outcome import AMBIGUOUS, FailureReason
+from ._outcome import FailureReason
 from ._response import Verdict, VerdictKind, classify, classify_transport_error
+from ._retry import RetryPolicy, mark_ambiguous
 from ._scrub import Scrubber
 from ._stats import Counters
 from ._telemetry import Telemetry
@@ -61,6 +61,12 @@ class Attempt:
         self.blocked: set[str] = set()
         #: Retry backoff for what goes back, if any.
         self.not_before: float | None = None
+
+    def wait_until(self, not_before: float) -> None:
+        """What goes back waits at least until ``not_before`` (the latest backoff of
+        the parts wins)."""
+        if self.not_before is None or not_before > self.not_before:
+            self.not_before = not_before
 
 
 class RequestHandler:
@@ -97,6 +103,7 @@ class RequestHandler:
         self._throttle = throttle
         self._telemetry = telemetry
         self._on_auth_failed = on_auth_failed
+        self._retry = RetryPolicy(config=config, clock=clock, ledger=ledger, host=host)
 
     async def send(self, batch: Batch, attempt: Attempt) -> None:
         await self._attempt(batch.units, batch.items, attempt)
@@ -138,7 +145,7 @@ class RequestHandler:
         except asyncio.CancelledError:
             # Closing (or cancelled) with this request in flight: the server may have
             # applied it. Its operations fail with maybe_applied=True.
-            _mark_ambiguous(units)
+            mark_ambiguous(units)
             raise
         kind = verdict.kind
         if kind is VerdictKind.DELIVERED:
@@ -155,7 +162,9 @@ class RequestHandler:
             for unit in units:
                 self._ledger.fail_unit(unit, FailureReason.AUTH, verdict.message, verdict.status)
         else:
-            self._on_retry(units, verdict, attempt, now)
+            not_before = self._retry.decide(units, verdict, attempt.blocked, now)
+            if not_before is not None:
+                attempt.wait_until(not_before)
 
     async def _deliver(self, units: list[Unit], status: int) -> None:
         """Resolve a delivered request's operations in slices: a thousand merged units
@@ -339,94 +348,6 @@ class RequestHandler:
             verdict.message,
             extra=fields("identify.invalid", count=count, reason="invalid", status=verdict.status),
         )
-
-    def _on_retry(
-        self, units: list[Unit], verdict: Verdict, attempt: Attempt, sent_at: float
-    ) -> None:
-        cfg = self._config
-        now = self._clock.now()
-        retry_after = verdict.retry_after
-        gave_up = 0
-        last_message = ""
-        attempts = 1
-        if verdict.ambiguous:
-            _mark_ambiguous(units)
-        kept: list[tuple[Unit, Identify, int, float]] = []
-        for unit in units:
-            first = unit.ops[0] if isinstance(unit, Merged) else unit
-            count = len(unit.ops) if isinstance(unit, Merged) else 1
-            started = first.first_sent_at if first.first_sent_at is not None else sent_at
-            message = None
-            if now - started >= cfg.retry_deadline:
-                message = (
-                    f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s; "
-                    f"last error: {verdict.message}"
-                )
-            elif retry_after is not None and now + retry_after - started > cfg.retry_deadline:
-                # The server says not before the deadline: waiting cannot help.
-                message = (
-                    f"gave up after {first.attempts} attempt(s): the server asked to retry "
-                    f"after {retry_after:g} s, past retry_deadline ({cfg.retry_deadline:g} s); "
-                    f"last error: {verdict.message}"
-                )
-            if message is not None:
-                self._ledger.fail_unit(
-                    unit, FailureReason.RETRIES_EXHAUSTED, message, verdict.status
-                )
-                gave_up += count
-                last_message = message
-                continue
-            attempts = max(attempts, first.attempts)
-            kept.append((unit, first, count, started))
-        delay = backoff_delay(
-            attempts, base=cfg.retry_base, cap=cfg.retry_cap, retry_after=verdict.retry_after
-        )
-        retried = 0
-        for unit, first, count, started in kept:
-            if now + delay - started >= cfg.retry_deadline:
-                # The next try would start past the deadline: give up now, not after it.
-                message = (
-                    f"gave up after {first.attempts} attempt(s) over {now - started:.1f} s: "
-                    f"the next retry (in {delay:.2f} s) would start past retry_deadline "
-                    f"({cfg.retry_deadline:g} s); last error: {verdict.message}"
-                )
-                self._ledger.fail_unit(
-                    unit, FailureReason.RETRIES_EXHAUSTED, message, verdict.status
-                )
-                gave_up += count
-                last_message = message
-                continue
-            retried += count
-            attempt.blocked.add(unit.identity)
-        if gave_up:
-            log_failed(gave_up, FailureReason.RETRIES_EXHAUSTED, last_message, verdict.status)
-        if not retried:
-            return
-        not_before = now + delay
-        if attempt.not_before is None or not_before > attempt.not_before:
-            attempt.not_before = not_before
-        logger.warning(
-            "%s from %s: retrying %d operation(s) in %.2f s (attempt %d)%s",
-            f"HTTP {verdict.status}" if verdict.status else "no answer",
-            self._host,
-            retried,
-            delay,
-            attempts + 1,
-            f": {verdict.message}" if verdict.status is None else "",
-            extra=fields(
-                "identify.retry",
-                count=retried,
-                status=verdict.status,
-                attempt=attempts + 1,
-                delay=delay,
-            ),
-        )
-
-
-def _mark_ambiguous(units: list[Unit]) -> None:
-    for unit in units:
-        for op in unit.ops if isinstance(unit, Merged) else (unit,):
-            op._flags |= AMBIGUOUS
 
 
 def _count_ops(units: list[Unit]) -> int:
