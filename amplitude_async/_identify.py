@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol, cast
 
 from ._errors import ValidationError
 from ._outcome import FROZEN, Receipt
@@ -29,7 +29,29 @@ from ._rules import (
     value_problem,
 )
 
-__all__ = ["Identify"]
+__all__ = ["Identify", "Number", "Text"]
+
+
+class Text(Protocol):
+    """A ``str`` argument, as a type checker sees it: ``str`` and its subclasses match.
+
+    Identify's parameters say this rather than ``str`` for the compiled build: mypyc
+    checks a ``str`` parameter itself and raises its own TypeError, while a protocol it
+    leaves to the code, so a wrong type gets our ValidationError in both builds.
+    """
+
+    def casefold(self) -> str: ...
+
+    def isidentifier(self) -> bool: ...
+
+
+class Number(Protocol):
+    """An ``int`` or ``float`` argument, as a type checker sees it (see :class:`Text`)."""
+
+    def __float__(self) -> float: ...
+
+    def __abs__(self) -> Any: ...
+
 
 _FIELD_SET: Final = frozenset(FIELDS)
 # Builder method name for each wire operation, used in messages.
@@ -84,25 +106,25 @@ class Identify(Receipt):
 
     def __init__(
         self,
-        user_id: str | None = None,
-        device_id: str | None = None,
+        user_id: Text | None = None,
+        device_id: Text | None = None,
         *,
         groups: Mapping[str, str | list[str]] | None = None,
-        app_version: str | None = None,
-        platform: str | None = None,
-        os_name: str | None = None,
-        os_version: str | None = None,
-        device_brand: str | None = None,
-        device_manufacturer: str | None = None,
-        device_model: str | None = None,
-        carrier: str | None = None,
-        country: str | None = None,
-        region: str | None = None,
-        city: str | None = None,
-        dma: str | None = None,
-        language: str | None = None,
-        paying: str | bool | None = None,
-        start_version: str | None = None,
+        app_version: Text | None = None,
+        platform: Text | None = None,
+        os_name: Text | None = None,
+        os_version: Text | None = None,
+        device_brand: Text | None = None,
+        device_manufacturer: Text | None = None,
+        device_model: Text | None = None,
+        carrier: Text | None = None,
+        country: Text | None = None,
+        region: Text | None = None,
+        city: Text | None = None,
+        dma: Text | None = None,
+        language: Text | None = None,
+        paying: Text | bool | None = None,
+        start_version: Text | None = None,
     ) -> None:
         # The receipt's fields, set here rather than through Receipt.__init__ (the hot
         # path: one call less per operation).
@@ -120,8 +142,9 @@ class Identify(Receipt):
                 device_id = _check_id(device_id, "device_id")
         elif user_id is None:
             raise ValidationError("an identification needs a user_id or a device_id (or both)")
-        self.user_id = user_id
-        self.device_id = device_id
+        # Plain str by now (checked above; a str subclass was made a str).
+        self.user_id = cast("str | None", user_id)
+        self.device_id = cast("str | None", device_id)
         # Flat and exactly sized: (operation, property, value, operation, ...). One
         # tuple instead of a list of tuples: about 130 bytes less per queued operation.
         self._ops: tuple[Any, ...] = ()
@@ -161,19 +184,22 @@ class Identify(Receipt):
     def _frozen(self) -> bool:
         return bool(self._flags & FROZEN)
 
-    __hash__ = Receipt.__hash__
+    def __hash__(self) -> int:
+        # By identity, as a Receipt: ``__eq__`` compares content, and a class that
+        # defines it would otherwise be unhashable.
+        return object.__hash__(self)
 
     # -- user-property operations -------------------------------------------------
 
-    def set(self, name: str, value: Any) -> Identify:
+    def set(self, name: Text, value: Any) -> Identify:
         """``$set``: set the property to ``value``."""
         return self._add("$set", name, value)
 
-    def set_once(self, name: str, value: Any) -> Identify:
+    def set_once(self, name: Text, value: Any) -> Identify:
         """``$setOnce``: set the property only if it has no value yet."""
         return self._add("$setOnce", name, value)
 
-    def add(self, name: str, value: int | float) -> Identify:
+    def add(self, name: Text, value: Number) -> Identify:
         """``$add``: add a number to the property (a missing property starts at 0)."""
         if type(value) is not int and not is_number(value):
             raise ValidationError(
@@ -182,27 +208,27 @@ class Identify(Receipt):
             )
         return self._add("$add", name, value)
 
-    def append(self, name: str, value: Any) -> Identify:
+    def append(self, name: Text, value: Any) -> Identify:
         """``$append``: append a value (or each value of a list) to the property's list."""
         return self._add("$append", name, value)
 
-    def prepend(self, name: str, value: Any) -> Identify:
+    def prepend(self, name: Text, value: Any) -> Identify:
         """``$prepend``: put a value (or each value of a list) at the front of the list."""
         return self._add("$prepend", name, value)
 
-    def pre_insert(self, name: str, value: Any) -> Identify:
+    def pre_insert(self, name: Text, value: Any) -> Identify:
         """``$preInsert``: like prepend, but only values not yet in the list."""
         return self._add("$preInsert", name, value)
 
-    def post_insert(self, name: str, value: Any) -> Identify:
+    def post_insert(self, name: Text, value: Any) -> Identify:
         """``$postInsert``: like append, but only values not yet in the list."""
         return self._add("$postInsert", name, value)
 
-    def remove(self, name: str, value: Any) -> Identify:
+    def remove(self, name: Text, value: Any) -> Identify:
         """``$remove``: remove every instance of a value (or of each value of a list)."""
         return self._add("$remove", name, value)
 
-    def unset(self, name: str) -> Identify:
+    def unset(self, name: Text) -> Identify:
         """``$unset``: remove the property."""
         return self._add("$unset", name, NO_VALUE)
 
@@ -233,8 +259,9 @@ class Identify(Receipt):
         """The key of this operation's lane: ``user_id`` if present, else ``device_id``."""
         return self.user_id if self.user_id is not None else self.device_id  # type: ignore[return-value]
 
-    def user_properties(self) -> dict[str, dict[str, Any]]:
-        """The wire ``user_properties`` object (operation -> {property: value})."""
+    def user_properties(self) -> dict[str, Any]:
+        """The wire ``user_properties`` object: operation -> {property: value}, and
+        ``{"$clearAll": "-"}`` for :meth:`clear_all`."""
         return _user_properties(self._ops)
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,8 +290,11 @@ class Identify(Receipt):
             raise ValidationError(
                 f"an identification must be a JSON object, got {type(obj).__name__}"
             )
+        # Keys and values as they came: anything (the compiled build would check a key
+        # typed str itself, with its own TypeError).
+        source: Mapping[Any, Any] = obj
         unknown = sorted(
-            str(k) for k in obj if k not in IDENTIFICATION_KEYS and k not in ANNOTATION_KEYS
+            str(k) for k in source if k not in IDENTIFICATION_KEYS and k not in ANNOTATION_KEYS
         )
         if unknown:
             example = unknown[0] if not unknown[0].startswith("$") else "plan"
@@ -274,14 +304,14 @@ class Identify(Receipt):
                 f"fields {', '.join(FIELDS)}. User properties go inside user_properties: "
                 f'{{"user_id": "user-1", "user_properties": {{"$set": {{"{example}": ...}}}}}}'
             )
-        fields = {name: obj[name] for name in FIELDS if obj.get(name) is not None}
+        fields = {name: source[name] for name in FIELDS if source.get(name) is not None}
         op = cls(
-            user_id=obj.get("user_id"),
-            device_id=obj.get("device_id"),
-            groups=obj.get("groups"),
+            user_id=source.get("user_id"),
+            device_id=source.get("device_id"),
+            groups=source.get("groups"),
             **fields,
         )
-        props = obj.get("user_properties")
+        props = source.get("user_properties")
         if props is None:
             return op
         if not isinstance(props, Mapping):
@@ -323,7 +353,7 @@ class Identify(Receipt):
 
     # -- internals ----------------------------------------------------------------
 
-    def _add(self, operation: str, name: str, value: Any) -> Identify:
+    def _add(self, operation: str, name: object, value: Any) -> Identify:
         if self._flags & FROZEN:
             self._check_mutable()
         if type(name) is not str or not name or not name.isascii():
@@ -471,20 +501,20 @@ _FIELD_ORDER: Final = (
 )
 
 
-def _user_properties(ops: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
+def _user_properties(ops: tuple[Any, ...]) -> dict[str, Any]:
     # Built for every operation sent (the hot path), so one and two operations, the
     # usual sizes, are spelled out instead of looped over. ``ops`` is flat (see _ops).
     if len(ops) == 3:
         operation, name, value = ops
         if operation == "$clearAll":  # never combined with other operations
-            return {"$clearAll": NO_VALUE}  # type: ignore[dict-item]
+            return {"$clearAll": NO_VALUE}
         return {operation: {name: value}}
     if len(ops) == 6:
         op1, name1, value1, op2, name2, value2 = ops
         if op1 != op2:
             return {op1: {name1: value1}, op2: {name2: value2}}
         return {op1: {name1: value1, name2: value2}}
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
     for i in range(0, len(ops), 3):
         operation, name, value = ops[i], ops[i + 1], ops[i + 2]
         bucket = out.get(operation)
@@ -495,7 +525,7 @@ def _user_properties(ops: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _checked_groups(groups: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_groups(groups: Mapping[Any, Any]) -> dict[str, Any]:
     if not isinstance(groups, Mapping):
         raise ValidationError(f"groups must be an object, got {type(groups).__name__}")
     out: dict[str, Any] = {}

@@ -126,8 +126,11 @@ class Intake:
 
     # -- the entries ------------------------------------------------------------------
 
-    async def submit(self, op: Identify) -> Receipt:
-        self.check(op)
+    # The entries take ``object``: the compiled build checks an ``Identify`` parameter
+    # itself, with its own TypeError; check() raises the ValidationError in both builds.
+
+    async def submit(self, given: object) -> Receipt:
+        op = self.check(given)
         # The thread, not the running loop: a loop per thread is the usual misuse, and
         # _get_running_loop() costs a getpid() system call, a fifth of an identify(). A
         # loop that ended on the same thread is caught by the state (the orphaned
@@ -149,8 +152,8 @@ class Intake:
             await asyncio.sleep(0)
         return op
 
-    def submit_nowait(self, op: Identify) -> Receipt:
-        self.check(op)
+    def submit_nowait(self, given: object) -> Receipt:
+        op = self.check(given)
         if get_ident() != self.loop_thread:  # the thread only, as in submit()
             raise self.loop_error()
         if self._ledger.unresolved >= self._queue_max:
@@ -159,7 +162,7 @@ class Intake:
         return op
 
     def submit_threadsafe(
-        self, op: Identify, timeout: float | None, loop_thread: int | None
+        self, given: object, timeout: float | None, loop_thread: int | None
     ) -> concurrent.futures.Future[Outcome]:
         loop = self.loop
         if loop is None:  # never opened (a state that is not open yet refuses in check())
@@ -169,7 +172,7 @@ class Intake:
                 "identify_threadsafe() was called on the event loop's own thread; "
                 "use 'await identify()' or identify_nowait() there"
             )
-        self.check(op)
+        op = self.check(given)
         outcome: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         gate = _Gate()
 
@@ -199,11 +202,12 @@ class Intake:
 
     # -- checks and the policy ----------------------------------------------------------
 
-    def check(self, op: Identify) -> None:
+    def check(self, op: object) -> Identify:
+        """``op`` if it may be queued now; else the error why not."""
         refusal = self.refusal
         if refusal is not None:
             raise refusal()
-        if type(op) is not Identify and not isinstance(op, Identify):
+        if not isinstance(op, Identify):
             raise ValidationError(f"identify() takes an Identify, got {type(op).__name__}")
         if op._flags & FROZEN:
             raise ValidationError(
@@ -218,6 +222,7 @@ class Intake:
         too_large = oversize_problem(op, self._max_bytes)
         if too_large:
             raise ValidationError(too_large)
+        return op
 
     def _refuse_short_id(self, value: str, kind: str) -> None:
         problem = id_problem(value, kind, self._min_id_length)
