@@ -47,20 +47,7 @@ class Closer:
     The facade starts the host task (``host``), which waits on ``stop``; closing sets
     ``stop``, waits for the host task to end, then resolves everything left."""
 
-    __slots__ = (
-        "_clock",
-        "_config",
-        "_lanes",
-        "_ledger",
-        "_leftovers",
-        "_sender",
-        "_stages",
-        "_states",
-        "_task",
-        "_transport",
-        "host",
-        "stop",
-    )
+    __slots__ = ("_clock", "_config", "_stages", "_states", "_task", "host", "stop")
 
     def __init__(
         self, stages: Pipeline, config: ClientConfig, clock: Clock, states: StateMachine
@@ -69,11 +56,6 @@ class Closer:
         self._config = config
         self._clock = clock
         self._states = states
-        self._ledger = stages.ledger
-        self._lanes = stages.lanes
-        self._sender = stages.sender
-        self._transport = stages.transport
-        self._leftovers = stages.leftovers
         #: The task that hosts every background task (the facade's ``_host``).
         self.host: asyncio.Task[None] | None = None
         #: Set when closing: the host task then cancels its task group and ends.
@@ -92,7 +74,7 @@ class Closer:
         drain = drain and state in (_S.OPEN, _S.AUTH_FAILED)
         self._states.enter(_S.CLOSING)
         try:
-            if drain and self._ledger.unresolved:
+            if drain and self._stages.ledger.unresolved:
                 await self._drain()
         finally:
             # Also when the owner task is cancelled while draining: stop, then resolve.
@@ -104,7 +86,7 @@ class Closer:
 
     async def _drain(self) -> None:
         """Deliver what can be delivered within ``shutdown_timeout``."""
-        sender = self._sender
+        sender, ledger = self._stages.sender, self._stages.ledger
         sender.draining = True
         sender.poke()
         timeout = self._config.shutdown_timeout
@@ -112,12 +94,12 @@ class Closer:
         per_op = _CLOSE_COST + (_SPOOL_COST if self._config.spool_path else 0.0)
         with anyio.move_on_after(timeout) as scope:
             end = scope.deadline
-            while self._ledger.unresolved and not sender.stalled(give_up_at):
+            while ledger.unresolved and not sender.stalled(give_up_at):
                 # Stop early enough to fail and spool what is left within the deadline
                 # (a hundred thousand leftovers take a few tenths of a second).
-                scope.deadline = end - min(timeout / 2, self._ledger.unresolved * per_op)
+                scope.deadline = end - min(timeout / 2, ledger.unresolved * per_op)
                 sender.settled.clear()
-                await self._clock.wait(sender.settled, self._lanes.next_deadline())
+                await self._clock.wait(sender.settled, self._stages.lanes.next_deadline())
 
     async def _stop_and_fail_leftovers(self) -> _Closed:
         """Stop every task, fail what is left with "shutdown", spool it, close. Returns
@@ -150,9 +132,10 @@ class Closer:
         finally:
             # Also when a background task failed: every receipt still gets its outcome
             # and the transport is closed.
-            undelivered = self._leftovers.fail()
-            spool_error = await self._leftovers.spool(undelivered)
-            await self._transport.aclose()
+            leftovers = self._stages.leftovers
+            undelivered = leftovers.fail()
+            spool_error = await leftovers.spool(undelivered)
+            await self._stages.transport.aclose()
             self._finish(undelivered, spooled=spool_error is None)
         return undelivered, spool_error
 
@@ -162,16 +145,17 @@ class Closer:
         it and close the transport, so that nothing waits for ever."""
         self._states.orphaned = True
         self._states.enter(_S.CLOSING)
-        undelivered, spooled = self._leftovers.orphaned(client)
-        await self._transport.aclose()
+        undelivered, spooled = self._stages.leftovers.orphaned(client)
+        await self._stages.transport.aclose()
         self._finish(undelivered, spooled=spooled)
 
     def _finish(self, undelivered: list[Identify], *, spooled: bool) -> None:
+        stages = self._stages
         self._states.enter(_S.CLOSED)
-        self._stages.sync_outcomes()
-        self._stages.telemetry.unwatch()
-        self._ledger.release_flush_waiters(force=True)
-        self._leftovers.hand_over(undelivered, spooled=spooled)
+        stages.sync_outcomes()
+        stages.telemetry.unwatch()
+        stages.ledger.release_flush_waiters(force=True)
+        stages.leftovers.hand_over(undelivered, spooled=spooled)
 
 
 class Leftovers:
