@@ -9,8 +9,9 @@ Data flow (docs/architecture.md)::
 
 The facade takes the arguments (checked and wired into stages by ``_pipeline``) and
 runs ONE explicit state machine (``_state``): a refused API key and a background task
-that died of a bug are states, not flags. It owns the lifecycle: the task that hosts
-every background task, the drain at close, the closer, the spool.
+that died of a bug are states, not flags. It owns the lifecycle: it opens, starts the
+task that hosts every background task, and has ``_shutdown.Closer`` close (the drain,
+the closer task, the spool).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 import warnings
 from collections.abc import Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -34,6 +35,7 @@ from ._identify import Identify
 from ._logfields import fields
 from ._outcome import FailureReason, Outcome, Receipt
 from ._pipeline import Pipeline, checked_arguments
+from ._shutdown import Closer
 from ._state import LoopGuard, State, StateMachine
 from ._stats import ClientStats
 from ._transport import AsyncTransport
@@ -49,11 +51,6 @@ __all__ = ["AmplitudeClient"]
 logger = logging.getLogger("amplitude_async")
 
 _S = State
-# Seconds per operation left at shutdown: to fail it, and to append it to the spool
-# (measured on the 2-core machine at about 1.5 and 2.5 us; room left for a busy one).
-# The drain stops this much before shutdown_timeout, so that aclose() ends within it.
-_CLOSE_COST: Final = 2.5e-6
-_SPOOL_COST: Final = 4e-6
 
 
 class AmplitudeClient:
@@ -110,17 +107,13 @@ class AmplitudeClient:
         self._lanes = stages.lanes
         self._sender = stages.sender
         self._intake = intake = stages.intake
-        self._leftovers = stages.leftovers
         self._states = StateMachine(self._state_changed)
         self._guard = LoopGuard(self.__repr__)
         intake.refusal = self._states.error
         intake.loop_error = self._guard.error
-        # The task that hosts every background task: the client's own, so that any task
-        # may close the client, under any timeout.
-        self._host_task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        # The task that stops, fails the leftovers, spools and closes (see aclose()).
-        self._closer: asyncio.Task[tuple[list[Identify], OSError | None]] | None = None
+        # Holds the task that hosts every background task (the client's own, so that any
+        # task may close the client, under any timeout) and the task that closes.
+        self._closer = Closer(stages, cfg, self._clock, self._states)
         self._loop_thread: int | None = None
 
     @property
@@ -169,16 +162,17 @@ class AmplitudeClient:
         self._guard.loop = self._intake.loop = asyncio.get_running_loop()
         self._loop_thread = self._intake.loop_thread = threading.get_ident()
         started = asyncio.Event()
-        self._host_task = self._guard.loop.create_task(self._host(started), name="amplitude_async")
+        host = self._guard.loop.create_task(self._host(started), name="amplitude_async")
+        self._closer.host = host
         try:
             await started.wait()
         except BaseException:
             # Cancelled while opening: nothing was queued; stop what was started, in a
             # task waited out (a second cancel must not leave the session open). The
             # transport closes only its own session: a caller's session= stays open.
-            self._host_task.cancel()
+            host.cancel()
             try:
-                await wait_out(self._guard.loop.create_task(self._stop_opening()))
+                await wait_out(self._guard.loop.create_task(self._stop_opening(host)))
             finally:
                 self._enter(_S.CLOSED)
             raise
@@ -190,9 +184,8 @@ class AmplitudeClient:
         self._stages.telemetry.watch(lambda: self._ledger.unresolved, lambda: len(self._throttle))
         return self
 
-    async def _stop_opening(self) -> None:
-        assert self._host_task is not None
-        await asyncio.wait({self._host_task})
+    async def _stop_opening(self, host: asyncio.Task[None]) -> None:
+        await asyncio.wait({host})
         await self._transport.aclose()
 
     async def _host(self, started: asyncio.Event) -> None:
@@ -201,15 +194,15 @@ class AmplitudeClient:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._sender.run, tg, name="amplitude_async sender")
                 started.set()
-                await self._stop.wait()
+                await self._closer.stop.wait()
                 # Stop the sender and any request still in flight; their operations go
                 # back to their lanes (see Sender._send) and are failed by the closer.
                 tg.cancel_scope.cancel()
         except asyncio.CancelledError:
-            if not self._stop.is_set() and self._state in (_S.OPEN, _S.AUTH_FAILED):
+            if not self._closer.stop.is_set() and self._state in (_S.OPEN, _S.AUTH_FAILED):
                 # Cancelled from outside, not by aclose(): the loop is going away
                 # (asyncio.run ending) with the client still open.
-                await self._orphan()
+                await self._closer.orphan(repr(self))
             raise
         except BaseException as exc:
             # A bug in the pipeline: refuse intake and wake every waiter with the error
@@ -229,16 +222,6 @@ class AmplitudeClient:
         finally:
             started.set()
 
-    async def _orphan(self) -> None:
-        """The loop is ending and nobody closed the client: say so (ResourceWarning),
-        fail what is left with "shutdown" (its receipts and threads hear of it), spool
-        it and close the transport, so that nothing waits for ever."""
-        self._states.orphaned = True
-        self._enter(_S.CLOSING)
-        undelivered, spooled = self._leftovers.orphaned(repr(self))
-        await self._transport.aclose()
-        self._finish_close(undelivered, spooled=spooled)
-
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -247,7 +230,7 @@ class AmplitudeClient:
     ) -> None:
         if exc is not None and isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
             # Cancelled: no time to drain, but every receipt still gets its outcome.
-            await self._shutdown(drain=False)
+            await self._closer.close(drain=False)
             return
         await self.aclose()
 
@@ -263,85 +246,7 @@ class AmplitudeClient:
             self._enter(_S.CLOSED)
             return []
         self._guard.check()
-        return await self._shutdown(drain=True)
-
-    async def _shutdown(self, *, drain: bool) -> list[Identify]:
-        if self._state in (_S.CLOSING, _S.CLOSED, _S.UNOPENED):
-            return []
-        # After a bug nothing can be sent; after a refused key the drain only fails the
-        # rest with auth.
-        drain = drain and self._state in (_S.OPEN, _S.AUTH_FAILED)
-        self._enter(_S.CLOSING)
-        try:
-            if drain and self._ledger.unresolved:
-                await self._drain()
-        finally:
-            # Also when the owner task is cancelled while draining: stop, then resolve.
-            undelivered, spool_error = await self._stop_and_fail_leftovers()
-        if spool_error is not None:
-            # Everything else is done (outcomes, on_undelivered, closed): say it loudly.
-            raise spool_error
-        return undelivered
-
-    async def _drain(self) -> None:
-        """Deliver what can be delivered within ``shutdown_timeout``."""
-        sender = self._sender
-        sender.draining = True
-        sender.poke()
-        timeout = self._config.shutdown_timeout
-        give_up_at = self._clock.now() + timeout
-        per_op = _CLOSE_COST + (_SPOOL_COST if self._config.spool_path else 0.0)
-        with anyio.move_on_after(timeout) as scope:
-            end = scope.deadline
-            while self._ledger.unresolved and not sender.stalled(give_up_at):
-                # Stop early enough to fail and spool what is left within the deadline
-                # (a hundred thousand leftovers take a few tenths of a second).
-                scope.deadline = end - min(timeout / 2, self._ledger.unresolved * per_op)
-                sender.settled.clear()
-                await self._clock.wait(sender.settled, self._lanes.next_deadline())
-
-    async def _stop_and_fail_leftovers(self) -> tuple[list[Identify], OSError | None]:
-        """Stop every task, fail what is left with "shutdown", spool it, close. Returns
-        the undelivered operations and the error that kept them from the spool, if any.
-
-        The work runs in a task of its own, waited out: a closer cancelled any number of
-        times (a supervisor retrying its cancel, ``wait_for`` timing out) still gets
-        every receipt resolved, the spool written and the transport closed before its
-        cancellation goes on."""
-        if self._closer is None:
-            assert self._guard.loop is not None
-            self._closer = self._guard.loop.create_task(
-                self._close_down(), name="amplitude_async client close"
-            )
-        return await wait_out(self._closer)
-
-    async def _close_down(self) -> tuple[list[Identify], OSError | None]:
-        assert self._host_task is not None
-        self._stop.set()
-        undelivered: list[Identify] = []
-        spool_error: OSError | None = None
-        try:
-            # No request is in flight once the host task has ended (its tasks are only
-            # cancelled, so it ends at once).
-            await asyncio.wait({self._host_task})
-            failure = None if self._host_task.cancelled() else self._host_task.exception()
-            if failure is not None:
-                raise failure
-        finally:
-            # Also when a background task failed: every receipt still gets its outcome
-            # and the transport is closed.
-            undelivered = self._leftovers.fail()
-            spool_error = await self._leftovers.spool(undelivered)
-            await self._transport.aclose()
-            self._finish_close(undelivered, spooled=spool_error is None)
-        return undelivered, spool_error
-
-    def _finish_close(self, undelivered: list[Identify], *, spooled: bool) -> None:
-        self._enter(_S.CLOSED)
-        self._stages.sync_outcomes()
-        self._stages.telemetry.unwatch()
-        self._ledger.release_flush_waiters(force=True)
-        self._leftovers.hand_over(undelivered, spooled=spooled)
+        return await self._closer.close(drain=True)
 
     def __del__(self) -> None:
         if getattr(self, "_state", None) is _S.OPEN:
