@@ -45,6 +45,18 @@ FULL: dict[str, tuple[dict[str, Any], str, bool]] = {
     "service": ({"ops": 50_000}, "ops_per_second", True),
     "stall_20k_users": ({"ops": 200_000, "users": 20_000}, "loop_stall.max_ms", False),
     "stall_2k_users": ({"ops": 200_000, "users": 2_000}, "loop_stall.max_ms", False),
+    # The same bursts in a process that froze its objects after start-up (gc.freeze()):
+    # full collections then walk only what was made since (docs/benchmarks.md).
+    "stall_20k_users_gc_frozen": (
+        {"ops": 200_000, "users": 20_000, "gc_freeze": True},
+        "loop_stall.max_ms",
+        False,
+    ),
+    "stall_2k_users_gc_frozen": (
+        {"ops": 200_000, "users": 2_000, "gc_freeze": True},
+        "loop_stall.max_ms",
+        False,
+    ),
     "memory": ({"ops": 200_000, "users": 20_000}, "bytes_per_op", False),
 }
 #: Peers: measured under the interpreter running this module.
@@ -122,6 +134,14 @@ def summarise(
                 busy = [v for v in (_get(r, "loop_stall.max_busy_ms") for r in rs) if v is not None]
                 if busy:
                     cell["max_busy_ms"] = _range(busy)
+                for key, path in (
+                    ("max_outside_full_gc_ms", "loop_stall.max_outside_full_gc_ms"),
+                    ("full_collections", "gc.full_collections"),
+                    ("full_collection_max_ms", "gc.full_collection_max_ms"),
+                ):
+                    found = [v for v in (_get(r, path) for r in rs) if v is not None]
+                    if found:
+                        cell[key] = _range(found)
                 ids = [v for v in (_get(r, "identifications_per_op") for r in rs) if v is not None]
                 if ids:
                     cell["identifications_per_op"] = _range(ids)
@@ -191,6 +211,18 @@ def markdown(result: dict[str, Any]) -> str:
             if "max_busy_ms" in cell:
                 busy = cell["max_busy_ms"]
                 text += f"<br>CPU-time stall {busy['median']:.1f} ms ({busy['min']:.1f}-{busy['max']:.1f})"
+            if "full_collections" in cell:
+                full, worst = cell["full_collections"], cell["full_collection_max_ms"]
+                text += (
+                    f"<br>full GCs {full['min']:.0f}-{full['max']:.0f}, longest "
+                    f"{worst['median']:.1f} ms ({worst['min']:.1f}-{worst['max']:.1f})"
+                )
+            if "max_outside_full_gc_ms" in cell:
+                other = cell["max_outside_full_gc_ms"]
+                text += (
+                    f"<br>worst stall without a full GC {other['median']:.1f} ms "
+                    f"({other['min']:.1f}-{other['max']:.1f})"
+                )
             for label, ratio in cell.get("ratios", {}).items():
                 text += (
                     f"<br>{ratio['of_medians']:.2f}x {label[3:]} "

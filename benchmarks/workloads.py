@@ -21,7 +21,10 @@ Every workload builds each Identify inside the timed loop, as a user's code does
 - ``service``: one operation per loop turn (``await asyncio.sleep(0)`` after each), as a
   web service produces them (``users == ops / 5``);
 - ``stall``: a burst with the producer yielding every ``yield_every`` (100) operations
-  and a 1 ms ticker on the loop; its worst lateness is the worst loop stall;
+  and a 1 ms ticker on the loop; its worst lateness is the worst loop stall. Full
+  collections of CPython's GC are recorded too (``gc``), with the worst stall that holds
+  none (``loop_stall.max_outside_full_gc_ms``); with ``gc_freeze`` the process's
+  objects are frozen first (``gc.freeze()``, as a service does after start-up);
 
 In ``new_users`` and ``per_user_5`` the producer is the loop above and nothing else: it
 never yields on its own, so the operations are queued at once (the default
@@ -45,7 +48,16 @@ import sys
 import time
 from typing import Any
 
-from ._common import CLIENT_CPU, Ticker, control, current_rss, peak_rss, pin, server_load
+from ._common import (
+    CLIENT_CPU,
+    GcWatch,
+    Ticker,
+    control,
+    current_rss,
+    peak_rss,
+    pin,
+    server_load,
+)
 
 API_KEY = "bench-api-key"
 
@@ -109,8 +121,10 @@ async def _produce(
 ) -> dict[str, Any]:
     from amplitude_async import Identify
 
+    watch = GcWatch()
     if ticker is not None:
         ticker.start()
+        watch.start()
         await asyncio.sleep(0)
     identify = amp.identify
     started = time.perf_counter()
@@ -136,7 +150,9 @@ async def _produce(
     result: dict[str, Any] = {}
     if ticker is not None:
         await ticker.stop()
-        result["loop_stall"] = ticker.result()
+        watch.stop()
+        result["loop_stall"] = ticker.result(watch)
+        result["gc"] = watch.result()
     stats = amp.stats()
     result.update(
         {
@@ -163,14 +179,27 @@ def throughput(
     yield_every: int = 0,
     ticker: bool = False,
     config: dict[str, Any] | None = None,
+    gc_freeze: bool = False,
 ) -> dict[str, Any]:
-    """``ops`` operations over ``users`` users, built in the loop, delivered; ops/s."""
+    """``ops`` operations over ``users`` users, built in the loop, delivered; ops/s.
+
+    ``gc_freeze``: once the client is open, ``gc.freeze()`` what the process holds (as a
+    service does after its start-up), so that full collections walk only what was
+    made since, and ``gc.unfreeze()`` after the run.
+    """
     settings = dict(ACCEPTANCE if config is None else config)
     settings["coalesce"] = coalesce
 
     async def main() -> dict[str, Any]:
         async with _client(base_url, "/identify", **settings) as amp:
-            return await _produce(amp, ops, users, yield_every, Ticker() if ticker else None)
+            if gc_freeze:
+                gc.collect()
+                gc.freeze()
+            try:
+                return await _produce(amp, ops, users, yield_every, Ticker() if ticker else None)
+            finally:
+                if gc_freeze:
+                    gc.unfreeze()
 
     gc.collect()
     reset = control(base_url, "/_reset", {})
@@ -183,6 +212,7 @@ def throughput(
             "users": users,
             "coalesce": coalesce,
             "yield_every": yield_every,
+            "gc_freeze": gc_freeze,
             "server_identifications": server["identifications"],
             "peak_rss_mb": round(peak_rss() / 2**20, 1),
         }
