@@ -83,6 +83,8 @@ _short.maxstring = 60
 _short.maxother = 60
 
 Op = tuple[str, str, Any]
+# (Inside Identify, "set" is its method.)
+_NameSet = set[str]
 
 
 class Identify(Receipt):
@@ -98,11 +100,10 @@ class Identify(Receipt):
     hash by identity, so receipts can be kept in sets and dicts.
     """
 
-    __slots__ = ("_fields", "_names", "_ops", "device_id", "groups", "user_id")
+    __slots__ = ("_extra", "_ops", "device_id", "user_id")
 
     user_id: str | None
     device_id: str | None
-    groups: dict[str, Any] | None
 
     def __init__(
         self,
@@ -148,11 +149,11 @@ class Identify(Receipt):
         # Flat and exactly sized: (operation, property, value, operation, ...). One
         # tuple instead of a list of tuples: about 130 bytes less per queued operation.
         self._ops: tuple[Any, ...] = ()
-        self._names: set[str] | None = None
-        self._fields: dict[str, Any] | None = None
-        self.groups = None
+        # Groups, fields and the set of property names, in one object only when one of
+        # them is used: two pointers less per queued operation in the usual case.
+        self._extra: _Extra | None = None
         if groups is not None:
-            self.groups = _checked_groups(groups)
+            self._extras().groups = _checked_groups(groups)
         given = (
             app_version,
             platform,
@@ -273,10 +274,12 @@ class Identify(Receipt):
         ops = self._ops
         if ops:
             wire["user_properties"] = _user_properties(ops)
-        if self.groups:
-            wire["groups"] = self.groups
-        if self._fields:
-            wire.update(self._fields)
+        extra = self._extra
+        if extra is not None:
+            if extra.groups:
+                wire["groups"] = extra.groups
+            if extra.fields:
+                wire.update(extra.fields)
         return wire
 
     @classmethod
@@ -364,7 +367,8 @@ class Identify(Receipt):
                 raise ValidationError(
                     "clear_all() cannot be combined with other operations in one Identify"
                 )
-            names = self._names
+            extra = self._extra
+            names = extra.names if extra is not None else None
             if (
                 name in names
                 if names is not None
@@ -387,10 +391,11 @@ class Identify(Receipt):
             if kind not in _PLAIN_TYPES:
                 value = plain(value)
         self._ops = ops = (*ops, operation, name, value)
-        if self._names is not None:
-            self._names.add(name)
+        extra = self._extra
+        if extra is not None and extra.names is not None:
+            extra.names.add(name)
         elif len(ops) > 3 * _LINEAR_SCAN_MAX:
-            self._names = set(ops[1::3])
+            self._extras().names = set(ops[1::3])
         return self
 
     def _check_name(self, operation: str, name: object) -> str:
@@ -408,8 +413,9 @@ class Identify(Receipt):
         return name
 
     def _uses(self, name: str) -> bool:
-        if self._names is not None:
-            return name in self._names
+        names = self._names
+        if names is not None:
+            return name in names
         return name in self._ops[1::3]
 
     def _triples(self) -> Iterator[Op]:
@@ -424,9 +430,32 @@ class Identify(Receipt):
             raise ValidationError(f"{name} must be a string, got {type(value).__name__}")
         if type(value) is not str:
             value = str.__str__(value)
-        if self._fields is None:
-            self._fields = {}
-        self._fields[name] = value
+        extra = self._extras()
+        if extra.fields is None:
+            extra.fields = {}
+        extra.fields[name] = value
+
+    def _extras(self) -> _Extra:
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = _Extra()
+        return extra
+
+    @property
+    def groups(self) -> dict[str, Any] | None:
+        """The groups given (group type -> name or names), or None."""
+        extra = self._extra
+        return extra.groups if extra is not None else None
+
+    @property
+    def _fields(self) -> dict[str, Any] | None:
+        extra = self._extra
+        return extra.fields if extra is not None else None
+
+    @property
+    def _names(self) -> _NameSet | None:
+        extra = self._extra
+        return extra.names if extra is not None else None
 
     def _check_mutable(self) -> None:
         if self._flags & FROZEN:
@@ -523,6 +552,18 @@ def _user_properties(ops: tuple[Any, ...]) -> dict[str, Any]:
         else:
             bucket[name] = value
     return out
+
+
+class _Extra:
+    """What few operations have: groups, device and location fields, and the set of
+    property names of an Identify with many (see Identify._add)."""
+
+    __slots__ = ("fields", "groups", "names")
+
+    def __init__(self) -> None:
+        self.groups: dict[str, Any] | None = None
+        self.fields: dict[str, Any] | None = None
+        self.names: set[str] | None = None
 
 
 def _checked_groups(groups: Mapping[Any, Any]) -> dict[str, Any]:
