@@ -349,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-peers", action="store_true", help="skip the raw loop and the SDK")
     parser.add_argument("--json", help="write everything here")
+    parser.add_argument(
+        "--otel",
+        choices=("metrics", "traces"),
+        help="every workload with the OpenTelemetry SDK's MeterProvider installed "
+        "(traces: its TracerProvider too); needs opentelemetry-sdk in each venv",
+    )
     args = parser.parse_args(argv)
     venvs = parse_venvs(args.venv)
     figures = dict(FULL)
@@ -364,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         figures = {
             name: ({**params, **{k: v for k, v in QUICK_OPS.items() if k in params}}, f, h)
             for name, (params, f, h) in figures.items()
+        }
+    if args.otel:
+        figures = {
+            name: ({**params, "otel": args.otel}, f, h) for name, (params, f, h) in figures.items()
         }
     result = run(venvs, figures, repeats, with_peers=not args.no_peers, log=sys.stderr)
     print(markdown(result))

@@ -41,6 +41,7 @@ import aiohttp
 
 from amplitude_async import AmplitudeClient, ClientConfig, Identify
 
+from ._otel import install_otel, recorded_requests
 from .suite import sink_process
 
 
@@ -105,41 +106,6 @@ async def run(
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-
-
-def install_otel(*, traces: bool) -> Any:
-    """The SDK's providers, set globally: the client uses them without being told.
-    Returns the metric reader."""
-    from opentelemetry import metrics, trace
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    reader = InMemoryMetricReader()
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    if not traces:
-        return reader
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    trace.set_tracer_provider(tracer_provider)
-    return reader
-
-
-def recorded_requests(reader: Any) -> int:
-    """What the SDK counted in amplitude.identify.requests: proof the instruments ran."""
-    data = reader.get_metrics_data()
-    return int(
-        sum(
-            point.value
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == "amplitude.identify.requests"
-            for point in metric.data.data_points
-        )
-    )
 
 
 def prebuilt_main(argv: list[str]) -> dict[str, Any]:

@@ -33,6 +33,10 @@ turn; that is what makes ``per_user_5`` coalescing-heavy (``identifications_per_
 says how much was merged).
 - ``memory``: operations queued while the server never answers; resident-set growth per
   queued operation (the Identify included).
+
+Any workload takes ``"otel": "metrics"`` or ``"traces"`` in its params (``compare
+--otel``): the OpenTelemetry SDK's providers are installed first, and the result says how
+many requests its metrics recorded.
 """
 
 from __future__ import annotations
@@ -270,6 +274,14 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     url = spec["base_url"]
     name = spec["workload"]
     ops = int(params.pop("ops"))
+    # "metrics" or "traces": the OpenTelemetry SDK's providers installed globally, so the
+    # client records its instruments (and spans) as a service with a collector would.
+    otel = params.pop("otel", None)
+    reader = None
+    if otel:
+        from ._otel import install_otel
+
+        reader = install_otel(traces=otel == "traces")
     if name == "new_users":
         result = throughput(url, ops, ops, **params)
     elif name == "per_user_5":
@@ -294,6 +306,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"unknown workload {name!r}")
     result["workload"] = name
     result["build"] = build_info()
+    if otel:
+        from ._otel import recorded_requests
+
+        result["otel"] = otel
+        result["otel_requests_recorded"] = recorded_requests(reader)
     return result
 
 

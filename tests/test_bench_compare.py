@@ -99,3 +99,42 @@ def test_bad_venv_arguments_are_refused() -> None:
     with pytest.raises(SystemExit, match="no python"):
         compare.parse_venvs([f"a={ROOT / 'no-such-venv'}"])
     assert compare.parse_venvs([]) == {"this": sys.executable}
+
+
+def test_stall_workloads_say_which_stalls_hold_a_full_collection(quick: dict[str, Any]) -> None:
+    stall = quick["runs"]["stall_2k_users"]["a"][0]
+    gc_info = stall["gc"]
+    assert gc_info["full_collections"] >= 0
+    assert gc_info["full_collection_max_ms"] >= 0.0
+    # The worst stall without a full collection can only be the worst stall or less.
+    assert 0.0 <= stall["loop_stall"]["max_outside_full_gc_ms"] <= stall["loop_stall"]["max_ms"]
+
+
+def test_user_workloads_run_with_the_opentelemetry_sdk(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    out = tmp_path / "otel.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.compare",
+            "--quick",
+            "--only",
+            "new_users",
+            "--no-peers",
+            "--otel",
+            "traces",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads(out.read_text())["runs"]["new_users"]["this"][0]
+    assert run["otel"] == "traces"
+    # The SDK's meter saw every request the client made.
+    assert run["otel_requests_recorded"] == run["requests"] > 0
