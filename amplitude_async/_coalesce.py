@@ -37,7 +37,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._identify import Identify, _user_properties
+from ._identify import Identify
+from ._identify_wire import user_properties_of
 from ._limits import MERGE_BYTES_MAX
 from ._rules import DEVICE_FIELDS, LOCATION_FIELDS, NO_VALUE, json_key
 
@@ -112,7 +113,7 @@ class Merged:
         if self.device_id is not None:
             wire["device_id"] = self.device_id
         if self.props:
-            wire["user_properties"] = _user_properties(self.props)
+            wire["user_properties"] = user_properties_of(self.props)
         if self.groups:
             wire["groups"] = self.groups
         if self.fields:

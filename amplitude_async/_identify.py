@@ -3,27 +3,33 @@
 Kept compact on purpose: a queued operation is one slots object holding its ids, one
 flat tuple ``(operation, property, value, operation, ...)`` and the few fields of its
 :class:`~amplitude_async.Receipt` (an Identify is its own receipt); the wire dictionary
-is built only when a batch is encoded. A queued two-operation Identify takes 216 bytes.
+is built only when a batch is encoded. A queued two-operation Identify takes 200 bytes
+(112 for the object, 88 for its tuple), 208 compiled. Checks of what a caller hands it
+are in ``_identify_checks``; its wire objects (both ways) in ``_identify_wire``.
 """
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Iterator, Mapping
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, cast
 
 from ._errors import ValidationError
+from ._identify_checks import (
+    FIELD_ORDER,
+    METHOD,
+    Number,
+    Text,
+    check_id,
+    checked_groups,
+    plain_id,
+    short_repr,
+)
+from ._identify_wire import from_wire, user_properties_of
 from ._outcome import FROZEN, Receipt
 from ._plain import plain
 from ._rules import (
-    ANNOTATION_KEYS,
-    FIELDS,
-    IDENTIFICATION_KEYS,
     MAX_JSON_INT,
     NO_VALUE,
-    OPERATIONS,
-    PLACEHOLDER_IDS,
-    id_problem,
     is_number,
     text_problem,
     value_problem,
@@ -32,56 +38,11 @@ from ._rules import (
 __all__ = ["Identify", "Number", "Text"]
 
 
-class Text(Protocol):
-    """A ``str`` argument, as a type checker sees it: ``str`` and its subclasses match.
-
-    Identify's parameters say this rather than ``str`` for the compiled build: mypyc
-    checks a ``str`` parameter itself and raises its own TypeError, while a protocol it
-    leaves to the code, so a wrong type gets our ValidationError in both builds.
-    """
-
-    def casefold(self) -> str: ...
-
-    def isidentifier(self) -> bool: ...
-
-
-class Number(Protocol):
-    """An ``int`` or ``float`` argument, as a type checker sees it (see :class:`Text`)."""
-
-    def __float__(self) -> float: ...
-
-    def __abs__(self) -> Any: ...
-
-
-_FIELD_SET: Final = frozenset(FIELDS)
-# Builder method name for each wire operation, used in messages.
-_METHOD: Final = {
-    "$set": "set",
-    "$setOnce": "set_once",
-    "$add": "add",
-    "$append": "append",
-    "$prepend": "prepend",
-    "$preInsert": "pre_insert",
-    "$postInsert": "post_insert",
-    "$remove": "remove",
-    "$unset": "unset",
-    "$clearAll": "clear_all",
-}
 # Above this many properties a set is kept to find repeated names in O(1).
 _LINEAR_SCAN_MAX: Final = 8
-# An ASCII id not starting or ending in whitespace strips to itself: it is a placeholder
-# only if its length is one of theirs and it is one (the common case skips the rest).
-_PLACEHOLDER_LENGTHS: Final = frozenset(len(p) for p in PLACEHOLDER_IDS)
 _NO_FIELDS: Final = (None,) * 15
 # Types that need no normalising (see _plain): the hot path checks only this.
 _PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None)))
-# reprs in error messages: bounded in depth and length, so that a value nested a
-# thousand deep gets a ValidationError, not a RecursionError from repr().
-_short = reprlib.Repr()
-_short.maxlevel = 3
-_short.maxstring = 60
-_short.maxother = 60
-
 Op = tuple[str, str, Any]
 # (Inside Identify, "set" is its method.)
 _NameSet = set[str]
@@ -136,11 +97,11 @@ class Identify(Receipt):
         self.gen = 0
         self._flags = 0
         # Length is checked by the client against its own min_id_length; the rest here.
-        if user_id is not None and not _plain_id(user_id):
-            user_id = _check_id(user_id, "user_id")
+        if user_id is not None and not plain_id(user_id):
+            user_id = check_id(user_id, "user_id")
         if device_id is not None:
-            if not _plain_id(device_id):
-                device_id = _check_id(device_id, "device_id")
+            if not plain_id(device_id):
+                device_id = check_id(device_id, "device_id")
         elif user_id is None:
             raise ValidationError("an identification needs a user_id or a device_id (or both)")
         # Plain str by now (checked above; a str subclass was made a str).
@@ -153,7 +114,7 @@ class Identify(Receipt):
         # them is used: two pointers less per queued operation in the usual case.
         self._extra: _Extra | None = None
         if groups is not None:
-            self._extras().groups = _checked_groups(groups)
+            self._extras().groups = checked_groups(groups)
         given = (
             app_version,
             platform,
@@ -172,7 +133,7 @@ class Identify(Receipt):
             start_version,
         )
         if given != _NO_FIELDS:
-            for name, field_value in zip(_FIELD_ORDER, given, strict=True):
+            for name, field_value in zip(FIELD_ORDER, given, strict=True):
                 if field_value is not None:
                     self._set_field(name, field_value)
 
@@ -204,8 +165,8 @@ class Identify(Receipt):
         """``$add``: add a number to the property (a missing property starts at 0)."""
         if type(value) is not int and not is_number(value):
             raise ValidationError(
-                f"add({_short.repr(name)}, ...) needs a finite number, "
-                f"got {type(value).__name__} {_short.repr(value)}"
+                f"add({short_repr(name)}, ...) needs a finite number, "
+                f"got {type(value).__name__} {short_repr(value)}"
             )
         return self._add("$add", name, value)
 
@@ -263,7 +224,7 @@ class Identify(Receipt):
     def user_properties(self) -> dict[str, Any]:
         """The wire ``user_properties`` object: operation -> {property: value}, and
         ``{"$clearAll": "-"}`` for :meth:`clear_all`."""
-        return _user_properties(self._ops)
+        return user_properties_of(self._ops)
 
     def to_dict(self) -> dict[str, Any]:
         """The wire identification object, as the Identify API documents it."""
@@ -273,7 +234,7 @@ class Identify(Receipt):
             wire["device_id"] = self.device_id
         ops = self._ops
         if ops:
-            wire["user_properties"] = _user_properties(ops)
+            wire["user_properties"] = user_properties_of(ops)
         extra = self._extra
         if extra is not None:
             if extra.groups:
@@ -289,70 +250,7 @@ class Identify(Receipt):
         Plain properties in ``user_properties`` (no ``$`` operations) are taken as ``$set``;
         mixing plain properties with operations is refused, as Amplitude refuses it.
         """
-        if not isinstance(obj, Mapping):
-            raise ValidationError(
-                f"an identification must be a JSON object, got {type(obj).__name__}"
-            )
-        # Keys and values as they came: anything (the compiled build would check a key
-        # typed str itself, with its own TypeError).
-        source: Mapping[Any, Any] = obj
-        unknown = sorted(
-            str(k) for k in source if k not in IDENTIFICATION_KEYS and k not in ANNOTATION_KEYS
-        )
-        if unknown:
-            example = unknown[0] if not unknown[0].startswith("$") else "plan"
-            raise ValidationError(
-                f"unknown identification field(s) {', '.join(map(repr, unknown))}; an "
-                "identification has user_id, device_id, user_properties, groups and the "
-                f"fields {', '.join(FIELDS)}. User properties go inside user_properties: "
-                f'{{"user_id": "user-1", "user_properties": {{"$set": {{"{example}": ...}}}}}}'
-            )
-        fields = {name: source[name] for name in FIELDS if source.get(name) is not None}
-        op = cls(
-            user_id=source.get("user_id"),
-            device_id=source.get("device_id"),
-            groups=source.get("groups"),
-            **fields,
-        )
-        props = source.get("user_properties")
-        if props is None:
-            return op
-        if not isinstance(props, Mapping):
-            raise ValidationError(
-                f"user_properties must be a JSON object, got {type(props).__name__}"
-            )
-        operations = [k for k in props if isinstance(k, str) and k.startswith("$")]
-        if not operations:
-            for name, value in props.items():
-                op.set(name, value)
-            return op
-        if len(operations) != len(props):
-            plain = sorted(str(k) for k in props if k not in operations)
-            raise ValidationError(
-                "user_properties mixes operations with plain properties "
-                f"({', '.join(map(repr, plain))}); put plain properties inside $set"
-            )
-        for operation, body in props.items():
-            if operation not in OPERATIONS:
-                raise ValidationError(
-                    f"unknown user property operation {operation!r}; "
-                    f"known: {', '.join(sorted(OPERATIONS))}"
-                )
-            if operation == "$clearAll":
-                op.clear_all()
-                continue
-            if not isinstance(body, Mapping):
-                raise ValidationError(
-                    f"{operation} must map property names to values, got {type(body).__name__}"
-                )
-            for name, value in body.items():
-                if operation == "$unset":
-                    op.unset(name)
-                elif operation == "$add":
-                    op.add(name, value)
-                else:
-                    op._add(operation, name, value)
-        return op
+        return from_wire(cls, obj)
 
     # -- internals ----------------------------------------------------------------
 
@@ -387,7 +285,7 @@ class Identify(Receipt):
         ):
             problem = value_problem(value, depth=2)
             if problem:
-                raise ValidationError(f"{_METHOD[operation]}({name!r}, ...): {problem}")
+                raise ValidationError(f"{METHOD[operation]}({name!r}, ...): {problem}")
             if kind not in _PLAIN_TYPES:
                 value = plain(value)
         self._ops = ops = (*ops, operation, name, value)
@@ -402,14 +300,14 @@ class Identify(Receipt):
         """The checked name, a str subclass made a plain str."""
         if not isinstance(name, str) or not name:
             raise ValidationError(
-                f"{_METHOD[operation]}(): property name must be a non-empty string, "
-                f"got {_short.repr(name)}"
+                f"{METHOD[operation]}(): property name must be a non-empty string, "
+                f"got {short_repr(name)}"
             )
         if type(name) is not str:
             name = str.__str__(name)
         problem = text_problem(name)
         if problem:
-            raise ValidationError(f"{_METHOD[operation]}(): property name {problem}")
+            raise ValidationError(f"{METHOD[operation]}(): property name {problem}")
         return name
 
     def _uses(self, name: str) -> bool:
@@ -486,74 +384,6 @@ class Identify(Receipt):
         return f"Identify({', '.join(parts)})"
 
 
-def _plain_id(value: object) -> bool:
-    """An id that needs no further check: ASCII text without surrounding whitespace
-    (ASCII whitespace is all at or below " ") that is no placeholder."""
-    return (
-        type(value) is str
-        and value.isascii()
-        and value != ""
-        and value[0] > " "
-        and value[-1] > " "
-        and (len(value) not in _PLACEHOLDER_LENGTHS or value.lower() not in PLACEHOLDER_IDS)
-    )
-
-
-def _check_id(value: object, kind: str) -> str:
-    """The checked id, a str subclass made a plain str."""
-    if isinstance(value, str) and value and not value.strip():
-        # Amplitude would create a user named "   ": surely a blank input.
-        raise ValidationError(f"{kind} must not be only whitespace")
-    problem = id_problem(value, kind, min_length=1)
-    if problem:
-        raise ValidationError(problem)
-    assert isinstance(value, str)
-    return value if type(value) is str else str.__str__(value)
-
-
-_FIELD_ORDER: Final = (
-    "app_version",
-    "platform",
-    "os_name",
-    "os_version",
-    "device_brand",
-    "device_manufacturer",
-    "device_model",
-    "carrier",
-    "country",
-    "region",
-    "city",
-    "dma",
-    "language",
-    "paying",
-    "start_version",
-)
-
-
-def _user_properties(ops: tuple[Any, ...]) -> dict[str, Any]:
-    # Built for every operation sent (the hot path), so one and two operations, the
-    # usual sizes, are spelled out instead of looped over. ``ops`` is flat (see _ops).
-    if len(ops) == 3:
-        operation, name, value = ops
-        if operation == "$clearAll":  # never combined with other operations
-            return {"$clearAll": NO_VALUE}
-        return {operation: {name: value}}
-    if len(ops) == 6:
-        op1, name1, value1, op2, name2, value2 = ops
-        if op1 != op2:
-            return {op1: {name1: value1}, op2: {name2: value2}}
-        return {op1: {name1: value1, name2: value2}}
-    out: dict[str, Any] = {}
-    for i in range(0, len(ops), 3):
-        operation, name, value = ops[i], ops[i + 1], ops[i + 2]
-        bucket = out.get(operation)
-        if bucket is None:
-            out[operation] = {name: value}
-        else:
-            bucket[name] = value
-    return out
-
-
 class _Extra:
     """What few operations have: groups, device and location fields, and the set of
     property names of an Identify with many (see Identify._add)."""
@@ -564,24 +394,3 @@ class _Extra:
         self.groups: dict[str, Any] | None = None
         self.fields: dict[str, Any] | None = None
         self.names: set[str] | None = None
-
-
-def _checked_groups(groups: Mapping[Any, Any]) -> dict[str, Any]:
-    if not isinstance(groups, Mapping):
-        raise ValidationError(f"groups must be an object, got {type(groups).__name__}")
-    out: dict[str, Any] = {}
-    for group_type, name in groups.items():
-        if not isinstance(group_type, str) or not group_type:
-            raise ValidationError(
-                f"group type must be a non-empty string, got {_short.repr(group_type)}"
-            )
-        if isinstance(name, str):
-            out[plain(group_type)] = plain(name)
-        elif isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name):
-            out[plain(group_type)] = [plain(n) for n in name]
-        else:
-            raise ValidationError(
-                f"group {group_type!r} must name a string or a list of strings, "
-                f"got {_short.repr(name)}"
-            )
-    return out

@@ -1,0 +1,140 @@
+"""Checking what a caller hands ``Identify``: ids, groups, and the argument types.
+
+The compiled build checks a parameter annotated ``str`` itself, with its own TypeError;
+the protocols here are what ``Identify``'s parameters say instead (a type checker still
+flags the same calls), so that these checks, and their ValidationError, decide in both
+builds. Bad input is refused here, before anything is queued.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+from ._errors import ValidationError
+from ._plain import plain
+from ._rules import PLACEHOLDER_IDS, id_problem
+
+__all__ = [
+    "FIELD_ORDER",
+    "METHOD",
+    "Number",
+    "Text",
+    "check_id",
+    "checked_groups",
+    "plain_id",
+    "short_repr",
+]
+
+
+class Text(Protocol):
+    """A ``str`` argument, as a type checker sees it: ``str`` and its subclasses match.
+
+    Identify's parameters say this rather than ``str`` for the compiled build: mypyc
+    checks a ``str`` parameter itself and raises its own TypeError, while a protocol it
+    leaves to the code, so a wrong type gets our ValidationError in both builds.
+    """
+
+    def casefold(self) -> str: ...
+
+    def isidentifier(self) -> bool: ...
+
+
+class Number(Protocol):
+    """An ``int`` or ``float`` argument, as a type checker sees it (see :class:`Text`)."""
+
+    def __float__(self) -> float: ...
+
+    def __abs__(self) -> Any: ...
+
+
+# Builder method name for each wire operation, used in messages.
+METHOD: Final = {
+    "$set": "set",
+    "$setOnce": "set_once",
+    "$add": "add",
+    "$append": "append",
+    "$prepend": "prepend",
+    "$preInsert": "pre_insert",
+    "$postInsert": "post_insert",
+    "$remove": "remove",
+    "$unset": "unset",
+    "$clearAll": "clear_all",
+}
+# An ASCII id not starting or ending in whitespace strips to itself: it is a placeholder
+# only if its length is one of theirs and it is one (the common case skips the rest).
+_PLACEHOLDER_LENGTHS: Final = frozenset(len(p) for p in PLACEHOLDER_IDS)
+# reprs in error messages: bounded in depth and length, so that a value nested a
+# thousand deep gets a ValidationError, not a RecursionError from repr().
+_short = reprlib.Repr()
+_short.maxlevel = 3
+_short.maxstring = 60
+_short.maxother = 60
+
+short_repr = _short.repr
+
+
+def plain_id(value: object) -> bool:
+    """An id that needs no further check: ASCII text without surrounding whitespace
+    (ASCII whitespace is all at or below " ") that is no placeholder."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and value != ""
+        and value[0] > " "
+        and value[-1] > " "
+        and (len(value) not in _PLACEHOLDER_LENGTHS or value.lower() not in PLACEHOLDER_IDS)
+    )
+
+
+def check_id(value: object, kind: str) -> str:
+    """The checked id, a str subclass made a plain str."""
+    if isinstance(value, str) and value and not value.strip():
+        # Amplitude would create a user named "   ": surely a blank input.
+        raise ValidationError(f"{kind} must not be only whitespace")
+    problem = id_problem(value, kind, min_length=1)
+    if problem:
+        raise ValidationError(problem)
+    assert isinstance(value, str)
+    return value if type(value) is str else str.__str__(value)
+
+
+FIELD_ORDER: Final = (
+    "app_version",
+    "platform",
+    "os_name",
+    "os_version",
+    "device_brand",
+    "device_manufacturer",
+    "device_model",
+    "carrier",
+    "country",
+    "region",
+    "city",
+    "dma",
+    "language",
+    "paying",
+    "start_version",
+)
+
+
+def checked_groups(groups: Mapping[Any, Any]) -> dict[str, Any]:
+    if not isinstance(groups, Mapping):
+        raise ValidationError(f"groups must be an object, got {type(groups).__name__}")
+    out: dict[str, Any] = {}
+    for group_type, name in groups.items():
+        if not isinstance(group_type, str) or not group_type:
+            raise ValidationError(
+                f"group type must be a non-empty string, got {short_repr(group_type)}"
+            )
+        if isinstance(name, str):
+            out[plain(group_type)] = plain(name)
+        elif isinstance(name, (list, tuple)) and all(isinstance(n, str) for n in name):
+            out[plain(group_type)] = [plain(n) for n in name]
+        else:
+            raise ValidationError(
+                f"group {group_type!r} must name a string or a list of strings, "
+                f"got {short_repr(name)}"
+            )
+    return out
