@@ -14,7 +14,7 @@ from typing import Any, Final, Protocol
 
 from ._errors import ValidationError
 from ._plain import plain
-from ._rules import PLACEHOLDER_IDS, id_problem
+from ._rules import DEVICE_FIELDS, LOCATION_FIELDS, OTHER_FIELDS, PLACEHOLDER_IDS, id_problem
 
 __all__ = [
     "FIELD_ORDER",
@@ -100,23 +100,9 @@ def check_id(value: object, kind: str) -> str:
     return value if type(value) is str else str.__str__(value)
 
 
-FIELD_ORDER: Final = (
-    "app_version",
-    "platform",
-    "os_name",
-    "os_version",
-    "device_brand",
-    "device_manufacturer",
-    "device_model",
-    "carrier",
-    "country",
-    "region",
-    "city",
-    "dma",
-    "language",
-    "paying",
-    "start_version",
-)
+# The device, location and app fields in the order of Identify's keyword parameters
+# (its constructor zips the values it was given with this).
+FIELD_ORDER: Final = (OTHER_FIELDS[0], *DEVICE_FIELDS, *LOCATION_FIELDS, *OTHER_FIELDS[1:])
 
 
 def checked_groups(groups: Mapping[Any, Any]) -> dict[str, Any]:

@@ -167,3 +167,13 @@ def test_text_that_cannot_be_sent_as_json_is_refused_at_the_call(build: Any) -> 
 def test_non_ascii_text_is_fine() -> None:
     op = Identify(user_id="usér-ü").set("ciudad", "Zürich ✓")
     assert op.to_dict()["user_properties"] == {"$set": {"ciudad": "Zürich ✓"}}
+
+
+def test_every_field_keyword_lands_in_its_own_wire_field() -> None:
+    # Identify's constructor pairs its keyword values with a field order kept apart
+    # from its signature: each keyword must come out under its own name.
+    from amplitude_async._rules import FIELDS
+
+    for name in FIELDS:
+        wire = Identify(user_id="user-00001", **{name: "v-" + name}).to_dict()
+        assert {k: v for k, v in wire.items() if k in FIELDS} == {name: "v-" + name}
