@@ -151,8 +151,15 @@ def test_spool_lines_carry_maybe_applied_and_a_reimport_reports_them(
         return web.Response(text="success")
 
     spool = tmp_path / "spool.jsonl"
+    # Batches leave only when full (a linger far longer than the test), so exactly two
+    # requests of 10 are in flight: with fast_config's 10 ms linger, a loop stall of a
+    # busy host let the second leave with 1 operation (seen once in CI, 11 != 20).
     cfg = fast_config(
-        batch_max_items=10, max_in_flight=2, shutdown_timeout=0.1, spool_path=str(spool)
+        batch_max_items=10,
+        max_in_flight=2,
+        flush_interval=30.0,
+        shutdown_timeout=0.1,
+        spool_path=str(spool),
     )
 
     async def close_with_requests_in_flight() -> list[Receipt]:
