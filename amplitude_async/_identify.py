@@ -44,8 +44,6 @@ _NO_FIELDS: Final = (None,) * 15
 # Types that need no normalising (see _plain): the hot path checks only this.
 _PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None)))
 Op = tuple[str, str, Any]
-# (Inside Identify, "set" is its method.)
-_NameSet = set[str]
 
 
 class Identify(Receipt):
@@ -141,10 +139,6 @@ class Identify(Receipt):
     def op(self) -> Identify:
         """The operation of this receipt: the Identify itself."""
         return self
-
-    @property
-    def _frozen(self) -> bool:
-        return bool(self._flags & FROZEN)
 
     def __hash__(self) -> int:
         # By identity, as a Receipt: ``__eq__`` compares content, and a class that
@@ -310,12 +304,6 @@ class Identify(Receipt):
             raise ValidationError(f"{METHOD[operation]}(): property name {problem}")
         return name
 
-    def _uses(self, name: str) -> bool:
-        names = self._names
-        if names is not None:
-            return name in names
-        return name in self._ops[1::3]
-
     def _triples(self) -> Iterator[Op]:
         """The ``(operation, property, value)`` triples, in order."""
         ops = self._ops
@@ -350,19 +338,11 @@ class Identify(Receipt):
         extra = self._extra
         return extra.fields if extra is not None else None
 
-    @property
-    def _names(self) -> _NameSet | None:
-        extra = self._extra
-        return extra.names if extra is not None else None
-
     def _check_mutable(self) -> None:
         if self._flags & FROZEN:
             raise ValidationError(
                 "this Identify was already handed to a client and cannot change; build a new one"
             )
-
-    def _freeze(self) -> None:
-        self._flags |= FROZEN
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Identify):
