@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 from ._identify import Identify
 from ._identify_wire import user_properties_of
 from ._limits import MERGE_BYTES_MAX
@@ -59,6 +61,7 @@ _LINEAR_SCAN_MAX: Final = 8
 _LIST_OPERATIONS: Final = frozenset(("$append", "$prepend", "$remove"))
 
 
+@mypyc_attr(acyclic=True)
 class Merged:
     """One identification built from several consecutive operations of one identity.
 

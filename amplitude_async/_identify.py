@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, cast
 
+from mypy_extensions import mypyc_attr
+
 from ._errors import ValidationError
 from ._identify_checks import (
     FIELD_ORDER,
@@ -46,6 +48,7 @@ _PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None)))
 Op = tuple[str, str, Any]
 
 
+@mypyc_attr(acyclic=True)
 class Identify(Receipt):
     """One identify operation: ids, user-property operations and device/location fields.
 
@@ -364,6 +367,7 @@ class Identify(Receipt):
         return f"Identify({', '.join(parts)})"
 
 
+@mypyc_attr(acyclic=True)
 class _Extra:
     """What few operations have: groups, device and location fields, and the set of
     property names of an Identify with many (see Identify._add)."""

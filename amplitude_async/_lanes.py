@@ -23,6 +23,8 @@ import logging
 from collections import deque
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from ._coalesce import Merged, Unit, merge_into
 from ._identify import Identify
 from ._limits import RequestLimits
@@ -46,6 +48,7 @@ LANE_POOL_MAX: Final = 4096
 LANE_TAKE_MAX: Final = 2000
 
 
+@mypyc_attr(acyclic=True)
 class Lane:
     __slots__ = ("key", "not_before", "since", "state", "units")
 

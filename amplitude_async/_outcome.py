@@ -16,6 +16,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from mypy_extensions import mypyc_attr
+
 if TYPE_CHECKING:
     from ._identify import Identify
 
@@ -82,6 +84,7 @@ FROZEN: Final = 1
 AMBIGUOUS: Final = 2
 
 
+@mypyc_attr(acyclic=True)
 class Receipt:
     """The handle of one queued operation; ``await receipt`` gives its :data:`Outcome`.
 

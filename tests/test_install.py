@@ -22,7 +22,10 @@ _NOT_SOURCE = shutil.ignore_patterns(
 )
 
 
+# It installs a copy of the source tree into a venv of its own: the build under test
+# does not matter, so the compiled pass of make test skips it.
 @pytest.mark.slow
+@pytest.mark.build_independent
 def test_install_without_extras_gives_the_sdk_and_a_one_line_hint(tmp_path: Path) -> None:
     # A copy: pip builds in the source tree, and the checkout must stay clean.
     source = tmp_path / "src"
