@@ -174,10 +174,9 @@ class Builder:
         try:
             while ready and len(out_units) < max_items:
                 lane = ready[0]
-                units = lane.units
-                if len(units) != 1:
+                unit = lane.first
+                if unit is None or lane.rest:
                     break
-                unit = units[0]
                 try:
                     encoded = encode(unit.to_dict())
                 except ENCODE_ERRORS:
@@ -187,7 +186,7 @@ class Builder:
                 if worst > over_alone or size + unsized + worst + cost > limit:
                     break
                 ready.popleft()
-                units.clear()
+                lane.first = None
                 lane.state = BUSY
                 out_lanes.append(lane)
                 out_units.append(unit)

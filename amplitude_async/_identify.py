@@ -1,11 +1,13 @@
 """``Identify``: one identify operation, built with chained calls and checked as it is built.
 
-Kept compact on purpose: a queued operation is one slots object holding its ids, one
-flat tuple ``(operation, property, value, operation, ...)`` and the few fields of its
-:class:`~amplitude_async.Receipt` (an Identify is its own receipt); the wire dictionary
-is built only when a batch is encoded. A queued two-operation Identify takes 200 bytes
-(112 for the object, 88 for its tuple), 208 compiled. Checks of what a caller hands it
-are in ``_identify_checks``; its wire objects (both ways) in ``_identify_wire``.
+Kept compact on purpose: a queued operation is one slots object holding its ids, its
+first two ``(operation, property, value)`` triples in slots, any further ones in one flat
+tuple, and the few fields of its :class:`~amplitude_async.Receipt` (an Identify is its
+own receipt); the wire dictionary is built only when a batch is encoded. A queued
+two-operation Identify is one object of 160 bytes, 152 compiled, where the compiled
+build also keeps it out of CPython's cycle collector (docs/build.md). Checks of what a
+caller hands it are in ``_identify_checks``; its wire objects (both ways) in
+``_identify_wire``.
 """
 
 from __future__ import annotations
@@ -62,7 +64,18 @@ class Identify(Receipt):
     hash by identity, so receipts can be kept in sets and dicts.
     """
 
-    __slots__ = ("_extra", "_ops", "device_id", "user_id")
+    __slots__ = (
+        "_extra",
+        "_more",
+        "_name1",
+        "_name2",
+        "_op1",
+        "_op2",
+        "_value1",
+        "_value2",
+        "device_id",
+        "user_id",
+    )
 
     user_id: str | None
     device_id: str | None
@@ -108,9 +121,18 @@ class Identify(Receipt):
         # Plain str by now (checked above; a str subclass was made a str).
         self.user_id = cast("str | None", user_id)
         self.device_id = cast("str | None", device_id)
-        # Flat and exactly sized: (operation, property, value, operation, ...). One
-        # tuple instead of a list of tuples: about 130 bytes less per queued operation.
-        self._ops: tuple[Any, ...] = ()
+        # The first two (operation, property, value) triples in slots of their own, the
+        # rest flat in ``_more`` (operation, property, value, operation, ...): most
+        # operations have one or two, and then no tuple exists. A tuple is a GC-tracked
+        # object, and one per queued operation is what made a burst of them trigger
+        # CPython's full collections (docs/build.md).
+        self._op1: str | None = None
+        self._name1 = ""
+        self._value1: Any = None
+        self._op2: str | None = None
+        self._name2 = ""
+        self._value2: Any = None
+        self._more: tuple[Any, ...] = ()
         # Groups, fields and the set of property names, in one object only when one of
         # them is used: two pointers less per queued operation in the usual case.
         self._extra: _Extra | None = None
@@ -194,11 +216,11 @@ class Identify(Receipt):
     def clear_all(self) -> Identify:
         """``$clearAll``: remove every user property. Cannot be combined with other operations."""
         self._check_mutable()
-        if self._ops:
+        if self._op1 is not None:
             raise ValidationError(
                 "clear_all() cannot be combined with other operations in one Identify"
             )
-        self._ops = ("$clearAll", "", NO_VALUE)
+        self._op1, self._name1, self._value1 = "$clearAll", "", NO_VALUE
         return self
 
     # -- inspection ---------------------------------------------------------------
@@ -221,7 +243,21 @@ class Identify(Receipt):
     def user_properties(self) -> dict[str, Any]:
         """The wire ``user_properties`` object: operation -> {property: value}, and
         ``{"$clearAll": "-"}`` for :meth:`clear_all`."""
-        return user_properties_of(self._ops)
+        # Built for every operation sent (the hot path): one and two operations, the
+        # usual sizes, straight from the slots.
+        op1 = self._op1
+        if op1 is None:
+            return {}
+        op2 = self._op2
+        if op2 is None:
+            if op1 == "$clearAll":  # never combined with other operations
+                return {"$clearAll": NO_VALUE}
+            return {op1: {self._name1: self._value1}}
+        if self._more:
+            return user_properties_of(self._ops)
+        if op1 != op2:
+            return {op1: {self._name1: self._value1}, op2: {self._name2: self._value2}}
+        return {op1: {self._name1: self._value1, self._name2: self._value2}}
 
     def to_dict(self) -> dict[str, Any]:
         """The wire identification object, as the Identify API documents it."""
@@ -229,9 +265,8 @@ class Identify(Receipt):
         wire: dict[str, Any] = {"user_id": user_id} if user_id is not None else {}
         if self.device_id is not None:
             wire["device_id"] = self.device_id
-        ops = self._ops
-        if ops:
-            wire["user_properties"] = user_properties_of(ops)
+        if self._op1 is not None:
+            wire["user_properties"] = self.user_properties()
         extra = self._extra
         if extra is not None:
             if extra.groups:
@@ -256,9 +291,9 @@ class Identify(Receipt):
             self._check_mutable()
         if type(name) is not str or not name or not name.isascii():
             name = self._check_name(operation, name)
-        ops = self._ops
-        if ops:
-            if ops[0] == "$clearAll":
+        op1 = self._op1
+        if op1 is not None:
+            if op1 == "$clearAll":
                 raise ValidationError(
                     "clear_all() cannot be combined with other operations in one Identify"
                 )
@@ -267,7 +302,11 @@ class Identify(Receipt):
             if (
                 name in names
                 if names is not None
-                else (ops[1] == name if len(ops) == 3 else name in ops[1::3])
+                else (
+                    name == self._name1
+                    or (self._op2 is not None and name == self._name2)
+                    or name in self._more[1::3]
+                )
             ):
                 raise ValidationError(
                     f"property {name!r} is already used by another operation in this "
@@ -285,12 +324,18 @@ class Identify(Receipt):
                 raise ValidationError(f"{METHOD[operation]}({name!r}, ...): {problem}")
             if kind not in _PLAIN_TYPES:
                 value = plain(value)
-        self._ops = ops = (*ops, operation, name, value)
+        if op1 is None:
+            self._op1, self._name1, self._value1 = operation, name, value
+            return self
+        if self._op2 is None:
+            self._op2, self._name2, self._value2 = operation, name, value
+            return self
+        self._more = more = (*self._more, operation, name, value)
         extra = self._extra
         if extra is not None and extra.names is not None:
             extra.names.add(name)
-        elif len(ops) > 3 * _LINEAR_SCAN_MAX:
-            self._extras().names = set(ops[1::3])
+        elif len(more) > 3 * (_LINEAR_SCAN_MAX - 2):
+            self._extras().names = {self._name1, self._name2, *more[1::3]}
         return self
 
     def _check_name(self, operation: str, name: object) -> str:
@@ -306,6 +351,16 @@ class Identify(Receipt):
         if problem:
             raise ValidationError(f"{METHOD[operation]}(): property name {problem}")
         return name
+
+    @property
+    def _ops(self) -> tuple[Any, ...]:
+        """Every operation flat, (operation, property, value, operation, ...), in order."""
+        op1 = self._op1
+        if op1 is None:
+            return ()
+        if self._op2 is None:
+            return (op1, self._name1, self._value1)
+        return (op1, self._name1, self._value1, self._op2, self._name2, self._value2, *self._more)
 
     def _triples(self) -> Iterator[Op]:
         """The ``(operation, property, value)`` triples, in order."""

@@ -42,7 +42,7 @@ BUSY: Final = 3
 HELD: Final = 4
 
 #: Idle lanes kept for reuse: most lanes live for one operation, and reusing them
-#: saves two allocations per operation on the hot path.
+#: saves an allocation per operation on the hot path.
 LANE_POOL_MAX: Final = 4096
 #: Units taken from one lane into one batch, at most.
 LANE_TAKE_MAX: Final = 2000
@@ -50,15 +50,82 @@ LANE_TAKE_MAX: Final = 2000
 
 @mypyc_attr(acyclic=True)
 class Lane:
-    __slots__ = ("key", "not_before", "since", "state", "units")
+    """One identity's pending units, in order: ``first``, then ``rest``.
+
+    Most lanes hold one unit at a time, so it sits in a slot of its own and the list is
+    made only for a second one: a new identity costs no list, which is a GC-tracked
+    object that queued operations would otherwise add by the thousand (docs/build.md,
+    "Queued operations and the garbage collector").
+    """
+
+    __slots__ = ("first", "key", "not_before", "rest", "since", "state")
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self.units: list[Unit] = []
+        #: The oldest pending unit, or None when the lane is empty.
+        self.first: Unit | None = None
+        #: The units after ``first`` (None or empty when there are none).
+        self.rest: list[Unit] | None = None
         self.state = IDLE
         #: When its oldest unit arrived (READY: the linger counts from it).
         self.since = 0.0
         self.not_before = 0.0
+
+    @property
+    def units(self) -> list[Unit]:
+        """The pending units in order (a new list)."""
+        first = self.first
+        if first is None:
+            return []
+        rest = self.rest
+        return [first, *rest] if rest else [first]
+
+    def count(self) -> int:
+        """How many units are pending."""
+        if self.first is None:
+            return 0
+        rest = self.rest
+        return 1 + len(rest) if rest else 1
+
+    def push(self, unit: Unit) -> None:
+        """Add ``unit`` at the end."""
+        if self.first is None:
+            self.first = unit
+            return
+        rest = self.rest
+        if rest is None:
+            self.rest = [unit]
+        else:
+            rest.append(unit)
+
+    def push_front(self, units: list[Unit]) -> None:
+        """Put ``units`` (in order) before what is pending."""
+        if not units:
+            return
+        pending = self.units
+        self.first = units[0]
+        self.rest = units[1:] + pending if len(units) > 1 or pending else None
+
+    def take(self, count: int) -> list[Unit]:
+        """The first ``count`` units (at least one, at most ``count()``), out of the lane."""
+        first = self.first
+        assert first is not None
+        rest = self.rest
+        if not rest:
+            self.first = None
+            return [first]
+        taken = [first, *rest[: count - 1]]
+        if count <= len(rest):
+            self.first = rest[count - 1]
+            del rest[:count]
+        else:
+            self.first = None
+            rest.clear()
+        return taken
+
+    def clear(self) -> None:
+        self.first = None
+        self.rest = None
 
 
 class Lanes:
@@ -114,17 +181,20 @@ class Lanes:
                 lane.key = key
             else:
                 lane = Lane(key)
-            lane.units.append(op)
+            lane.first = op
             lane.state = READY
             lane.since = now
             self._lanes[key] = lane
             self.ready.append(lane)
             self.ready_units += 1
             return
-        units = lane.units
-        if units and self._coalesce:
+        last = lane.first
+        rest = lane.rest
+        if rest:
+            last = rest[-1]
+        if last is not None and self._coalesce:
             try:
-                merged = merge_into(units[-1], op, self._limits.merge_max)
+                merged = merge_into(last, op, self._limits.merge_max)
             except Exception:  # a merge bug must not lose the operation: queue it unmerged
                 logger.exception(
                     "coalescing failed; queueing the operation unmerged",
@@ -132,9 +202,12 @@ class Lanes:
                 )
                 merged = None
             if merged is not None:
-                units[-1] = merged
+                if rest:
+                    rest[-1] = merged
+                else:
+                    lane.first = merged
                 return
-        units.append(op)
+        lane.push(op)
         if lane.state == READY:
             self.ready_units += 1
 
@@ -181,21 +254,24 @@ class Lanes:
             return self._urgent.popleft()
         if self.ready:
             lane = self.ready.popleft()
-            self.ready_units -= len(lane.units)
+            self.ready_units -= lane.count()
             return lane
         return None
 
     def sendable(self, lane: Lane, now: float, most: int) -> list[Unit]:
         """Take up to ``most`` of the lane's first units that may go now (none while a
         hold covers the first); parks the lane when none may."""
-        units = lane.units
         throttle = self._throttle
         most = min(most, LANE_TAKE_MAX)
-        count = len(units) if len(units) <= most else most
+        pending = lane.count()
+        count = pending if pending <= most else most
         until: float | None = None
-        if throttle:
+        if throttle and count:
             count = 0
-            for unit in units[:most]:
+            first = lane.first
+            assert first is not None
+            rest = lane.rest
+            for unit in [first, *rest[: most - 1]] if rest else [first]:
                 until = throttle.held_until(unit.user_id, unit.device_id, now)
                 if until is not None:
                     break
@@ -203,13 +279,11 @@ class Lanes:
         if count == 0:
             self._park(lane, now, until)
             return []
-        taken = units[:count]
-        del units[:count]
-        return taken
+        return lane.take(count)
 
     def put_front(self, lane: Lane, units: list[Unit]) -> None:
         """Units of ``lane`` that did not go after all: back to its front, in order."""
-        lane.units[0:0] = units
+        lane.push_front(units)
 
     def requeue(self, lane: Lane) -> None:
         """A lane the batcher took but could not fit anything of: first in line again."""
@@ -235,9 +309,9 @@ class Lanes:
         for lane in lanes:
             returned = back.get(lane.key) if back else None
             if returned:
-                lane.units[0:0] = returned
+                lane.push_front(returned)
                 self._park(lane, now, not_before)
-            elif lane.units:
+            elif lane.first is not None:
                 self._park(lane, now, None)
             else:
                 self._forget(lane)
@@ -251,7 +325,7 @@ class Lanes:
                     out.extend(unit.ops)
                 else:
                     out.append(unit)
-            lane.units = []
+            lane.clear()
             lane.state = IDLE
         self._lanes.clear()
         self.ready.clear()
@@ -273,7 +347,7 @@ class Lanes:
 
     def _park(self, lane: Lane, now: float, not_before: float | None) -> None:
         """Put a lane that is not BUSY any more where it belongs."""
-        if not lane.units:
+        if lane.first is None:
             self._forget(lane)
             return
         # A lane dropped by drain_all() while its request was in flight comes back,
