@@ -44,7 +44,6 @@ __all__ = ["Identify", "Number", "Text"]
 
 # Above this many properties a set is kept to find repeated names in O(1).
 _LINEAR_SCAN_MAX: Final = 8
-_NO_FIELDS: Final = (None,) * 15
 # Types that need no normalising (see _plain): the hot path checks only this.
 _PLAIN_TYPES: Final = frozenset((str, int, float, bool, type(None)))
 Op = tuple[str, str, Any]
@@ -138,24 +137,41 @@ class Identify(Receipt):
         self._extra: _Extra | None = None
         if groups is not None:
             self._extras().groups = checked_groups(groups)
-        given = (
-            app_version,
-            platform,
-            os_name,
-            os_version,
-            device_brand,
-            device_manufacturer,
-            device_model,
-            carrier,
-            country,
-            region,
-            city,
-            dma,
-            language,
-            paying,
-            start_version,
-        )
-        if given != _NO_FIELDS:
+        # Most operations set none of these: fifteen identity checks, no tuple.
+        if not (
+            app_version is None
+            and platform is None
+            and os_name is None
+            and os_version is None
+            and device_brand is None
+            and device_manufacturer is None
+            and device_model is None
+            and carrier is None
+            and country is None
+            and region is None
+            and city is None
+            and dma is None
+            and language is None
+            and paying is None
+            and start_version is None
+        ):
+            given = (
+                app_version,
+                platform,
+                os_name,
+                os_version,
+                device_brand,
+                device_manufacturer,
+                device_model,
+                carrier,
+                country,
+                region,
+                city,
+                dma,
+                language,
+                paying,
+                start_version,
+            )
             for name, field_value in zip(FIELD_ORDER, given, strict=True):
                 if field_value is not None:
                     self._set_field(name, field_value)
@@ -360,7 +376,9 @@ class Identify(Receipt):
             return ()
         if self._op2 is None:
             return (op1, self._name1, self._value1)
-        return (op1, self._name1, self._value1, self._op2, self._name2, self._value2, *self._more)
+        two = (op1, self._name1, self._value1, self._op2, self._name2, self._value2)
+        more = self._more
+        return two + more if more else two
 
     def _triples(self) -> Iterator[Op]:
         """The ``(operation, property, value)`` triples, in order."""

@@ -62,9 +62,22 @@ METHOD: Final = {
     "$unset": "unset",
     "$clearAll": "clear_all",
 }
+
+
 # An ASCII id not starting or ending in whitespace strips to itself: it is a placeholder
-# only if its length is one of theirs and it is one (the common case skips the rest).
-_PLACEHOLDER_LENGTHS: Final = frozenset(len(p) for p in PLACEHOLDER_IDS)
+# only if its length and its last character are those of one (in either case) and it
+# is one. The common id fails the first two, so it skips lower() and the set lookup.
+def _placeholder_last_characters() -> dict[int, str]:
+    """Length -> the last characters (both cases) of the placeholder ids of that length."""
+    out: dict[int, str] = {}
+    for placeholder in PLACEHOLDER_IDS:
+        if placeholder:
+            last = placeholder[-1]
+            out[len(placeholder)] = out.get(len(placeholder), "") + last.lower() + last.upper()
+    return out
+
+
+_PLACEHOLDER_LAST: Final = _placeholder_last_characters()
 # reprs in error messages: bounded in depth and length, so that a value nested a
 # thousand deep gets a ValidationError, not a RecursionError from repr().
 _short = reprlib.Repr()
@@ -78,14 +91,13 @@ short_repr = _short.repr
 def plain_id(value: object) -> bool:
     """An id that needs no further check: ASCII text without surrounding whitespace
     (ASCII whitespace is all at or below " ") that is no placeholder."""
-    return (
-        type(value) is str
-        and value.isascii()
-        and value != ""
-        and value[0] > " "
-        and value[-1] > " "
-        and (len(value) not in _PLACEHOLDER_LENGTHS or value.lower() not in PLACEHOLDER_IDS)
-    )
+    if type(value) is not str or not value or not value.isascii():
+        return False
+    last = value[-1]
+    if value[0] <= " " or last <= " ":
+        return False
+    lasts = _PLACEHOLDER_LAST.get(len(value))
+    return lasts is None or last not in lasts or value.lower() not in PLACEHOLDER_IDS
 
 
 def check_id(value: object, kind: str) -> str:

@@ -12,6 +12,7 @@ from amplitude_async import (
     Identify,
     Propensity,
     Recommendation,
+    ValidationError,
 )
 from amplitude_async._profile_models import decode_envelope
 from amplitude_async._rules import PLACEHOLDER_IDS, id_problem
@@ -34,6 +35,18 @@ def test_placeholder_ids_are_exactly_the_documented_list() -> None:
     assert id_problem("LMY47D", "device_id") is not None
     for fine in ("lmy47v", "guest", "empty"):
         assert id_problem(fine, "user_id") is None, fine
+
+
+def test_identify_refuses_every_placeholder_in_any_case_and_keeps_near_misses() -> None:
+    # Identify's fast check (_identify_checks.plain_id) skips the placeholder lookup for
+    # ids whose length or last character no placeholder has; none may slip through it.
+    for placeholder in sorted(PLACEHOLDER_IDS - {""}):
+        for spelling in {placeholder, placeholder.upper(), placeholder.title()}:
+            for kind in ("user_id", "device_id"):
+                with pytest.raises(ValidationError, match="placeholder"):
+                    Identify(**{kind: spelling})
+    for fine in ("lmy47v", "nulls", "unknowns", "user-0", "user-1", "0x", "-10", "{}x"):
+        assert Identify(user_id=fine).user_id == fine
 
 
 async def test_the_client_refuses_an_empty_user_id_before_queueing(server: ScriptedServer) -> None:
