@@ -74,11 +74,15 @@ class Lane:
     @property
     def units(self) -> list[Unit]:
         """The pending units in order (a new list)."""
+        return self.head(self.count())
+
+    def head(self, most: int) -> list[Unit]:
+        """The first ``most`` pending units in order (a new list)."""
         first = self.first
-        if first is None:
+        if first is None or most <= 0:
             return []
         rest = self.rest
-        return [first, *rest] if rest else [first]
+        return [first, *rest[: most - 1]] if rest else [first]
 
     def count(self) -> int:
         """How many units are pending."""
@@ -268,10 +272,7 @@ class Lanes:
         until: float | None = None
         if throttle and count:
             count = 0
-            first = lane.first
-            assert first is not None
-            rest = lane.rest
-            for unit in [first, *rest[: most - 1]] if rest else [first]:
+            for unit in lane.head(most):
                 until = throttle.held_until(unit.user_id, unit.device_id, now)
                 if until is not None:
                     break

@@ -23,25 +23,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("compare") / "compare.json"
+def run_compare(out: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``python -m benchmarks.compare --quick ARGS --json OUT``: it must succeed; its output
+    and the JSON it wrote."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.compare",
-            "--quick",
-            "--venv",
-            f"a={sys.executable}",
-            "--venv",
-            f"b={sys.executable}",
-            "--only",
-            "new_users,per_user_5_no_coalesce,stall_2k_users,memory",
-            "--no-peers",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, "-m", "benchmarks.compare", "--quick", *args, "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,8 +35,23 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("compare") / "compare.json"
+    proc, result = run_compare(
+        out,
+        "--venv",
+        f"a={sys.executable}",
+        "--venv",
+        f"b={sys.executable}",
+        "--only",
+        "new_users,per_user_5_no_coalesce,stall_2k_users,memory",
+        "--no-peers",
+    )
     assert "| new_users | ops_per_second |" in proc.stdout
-    result: dict[str, Any] = json.loads(out.read_text())
     return result
 
 
@@ -112,29 +113,10 @@ def test_stall_workloads_say_which_stalls_hold_a_full_collection(quick: dict[str
 
 def test_user_workloads_run_with_the_opentelemetry_sdk(tmp_path: Path) -> None:
     pytest.importorskip("opentelemetry.sdk")
-    out = tmp_path / "otel.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.compare",
-            "--quick",
-            "--only",
-            "new_users",
-            "--no-peers",
-            "--otel",
-            "traces",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    _, result = run_compare(
+        tmp_path / "otel.json", "--only", "new_users", "--no-peers", "--otel", "traces"
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = json.loads(out.read_text())["runs"]["new_users"]["this"][0]
+    run = result["runs"]["new_users"]["this"][0]
     assert run["otel"] == "traces"
     # The SDK's meter saw every request the client made.
     assert run["otel_requests_recorded"] == run["requests"] > 0
